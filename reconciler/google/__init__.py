@@ -1,0 +1,1 @@
+"""Everything that talks to Google: credentials, the client, retries, error translation."""

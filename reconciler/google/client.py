@@ -1,0 +1,121 @@
+"""The Calendar API as the engine sees it: a few typed calls, retried and translated.
+
+Built on the real google-api-python-client with the discovery document it
+ships (no network at build time). ``httplib2`` is not thread-safe, so a
+``CalendarApi`` belongs to one thread: :class:`ApiPool` hands each thread its
+own, per account. Every request goes through ``_execute`` (quota budget,
+retries, error translation) and nothing else talks HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import google.auth.credentials
+import google_auth_httplib2
+import httplib2
+from googleapiclient.discovery import build
+
+from reconciler.errors import GoogleError
+from reconciler.google.errors import translate
+from reconciler.google.retry import RetryPolicy, call_with_retries
+
+RequestHook = Callable[[str], None]
+
+
+class CalendarApi:
+    """One thread's handle on the Calendar API for one account."""
+
+    def __init__(self, credentials: google.auth.credentials.Credentials, *,
+                 api_endpoint: str | None = None, timeout: float = 60.0,
+                 retry: RetryPolicy | None = None,
+                 before_request: RequestHook | None = None) -> None:
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+        options = {"api_endpoint": api_endpoint} if api_endpoint else None
+        self._service = build("calendar", "v3", http=http, static_discovery=True,
+                              client_options=options, cache_discovery=False)
+        self._retry = retry or RetryPolicy()
+        self._before_request = before_request
+        self.requests = 0
+
+    def _execute(self, method: str, make_request: Callable[[], Any]) -> Any:
+        def attempt() -> Any:
+            if self._before_request is not None:
+                self._before_request(method)
+            self.requests += 1
+            try:
+                return make_request().execute(num_retries=0)
+            except Exception as exc:
+                translated = translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+
+        return call_with_retries(attempt, self._retry)
+
+    def list_events(self, calendar_id: str, *, sync_token: str | None = None,
+                    page_token: str | None = None, updated_min: str | None = None,
+                    max_results: int = 2500) -> dict[str, Any]:
+        """One page of ``events.list`` with deleted events, never expanded into instances."""
+        params: dict[str, Any] = {"calendarId": calendar_id, "showDeleted": True,
+                                  "maxResults": max_results, "singleEvents": False}
+        if sync_token:
+            params["syncToken"] = sync_token
+        if page_token:
+            params["pageToken"] = page_token
+        if updated_min:
+            params["updatedMin"] = updated_min
+        events = self._service.events()
+        return dict(self._execute("events.list", lambda: events.list(**params)))
+
+    def get_calendar(self, calendar_id: str) -> dict[str, Any]:
+        """``calendars.get``: used once to resolve ``primary`` to a real id."""
+        calendars = self._service.calendars()
+        return dict(self._execute("calendars.get", lambda: calendars.get(calendarId=calendar_id)))
+
+    def list_calendar_list(self, *, sync_token: str | None = None,
+                           page_token: str | None = None) -> dict[str, Any]:
+        """One page of the account's ``calendarList``, hidden and deleted entries included."""
+        params: dict[str, Any] = {"showHidden": True, "maxResults": 250}
+        if sync_token:
+            params["syncToken"] = sync_token
+            params["showDeleted"] = True
+        if page_token:
+            params["pageToken"] = page_token
+        entries = self._service.calendarList()
+        return dict(self._execute("calendarList.list", lambda: entries.list(**params)))
+
+    def watch_events(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``events.watch``: open a push channel for a calendar."""
+        events = self._service.events()
+        return dict(self._execute("events.watch",
+                                  lambda: events.watch(calendarId=calendar_id, body=body)))
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        """``channels.stop``: close a push channel."""
+        channels = self._service.channels()
+        self._execute("channels.stop",
+                      lambda: channels.stop(body={"id": channel_id, "resourceId": resource_id}))
+
+
+class ApiPool:
+    """Per-thread, per-account ``CalendarApi`` instances built on first use."""
+
+    def __init__(self, factory: Callable[[str], CalendarApi]) -> None:
+        self._factory = factory
+        self._local = threading.local()
+
+    def for_account(self, account: str) -> CalendarApi:
+        """This thread's API handle for ``account``."""
+        cache: dict[str, CalendarApi] | None = getattr(self._local, "apis", None)
+        if cache is None:
+            cache = self._local.apis = {}
+        api = cache.get(account)
+        if api is None:
+            api = cache[account] = self._factory(account)
+        return api
+
+
+__all__ = ["ApiPool", "CalendarApi", "GoogleError"]

@@ -1,0 +1,308 @@
+"""Wire config, store and API together: resolve the calendar set, sync calendars.
+
+Both ``reconciler once`` and ``reconciler run`` use this; they differ only in
+when they call :meth:`Service.sync_calendar`. Every failure of one calendar is
+caught here, recorded on its row (``status`` shows it) and returned, so one
+sick calendar never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import google.auth.credentials
+
+from reconciler import discovery
+from reconciler.config import AccountConfig, Config
+from reconciler.errors import (
+    AuthFailed,
+    CalendarNotFound,
+    GoogleError,
+    LeaseHeld,
+    ReconcilerError,
+    StoreError,
+)
+from reconciler.engine import CalendarSync, SyncResult, SyncSettings, describe
+from reconciler.google.client import ApiPool, CalendarApi
+from reconciler.google.credentials import load_credentials
+from reconciler.google.retry import RetryPolicy
+from reconciler.store import calendars, leases
+from reconciler.store.models import Account, Calendar
+
+log = logging.getLogger("reconciler.service")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One thing that failed in a pass, with the line to show the user."""
+
+    subject: str  # calendar id or "account NAME"
+    message: str
+    kind: str
+
+
+@dataclass(slots=True)
+class PassReport:
+    """The outcome of one pass over a set of calendars."""
+
+    results: list[SyncResult] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class LeaseLost(ReconcilerError):
+    """Our lease expired and another process took the calendar mid-pass."""
+
+
+class Service:
+    """The reconciler's moving parts for one process."""
+
+    def __init__(self, config: Config, *, owner: str | None = None,
+                 retry: RetryPolicy | None = None,
+                 before_request: Callable[[str, str], None] | None = None) -> None:
+        self.config = config
+        self.owner = owner or leases.make_owner()
+        self.retry = retry or RetryPolicy(attempts=config.google.retries + 1,
+                                          max_seconds=config.google.max_retry_seconds)
+        self.settings = SyncSettings(mode=config.sync.mode, page_size=config.sync.page_size,
+                                     updated_min_overlap=config.sync.updated_min_overlap,
+                                     updated_min_full_after=config.sync.updated_min_full_after)
+        self.before_request = before_request
+        self._credentials: dict[str, google.auth.credentials.Credentials] = {}
+        self._credentials_lock = threading.Lock()
+        self.pool = ApiPool(self._make_api)
+        self._local = threading.local()
+        self._engines: list[CalendarSync] = []
+        self._engines_lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    # -- construction of API handles ------------------------------------------
+
+    def account(self, name: str) -> AccountConfig:
+        for account in self.config.accounts:
+            if account.name == name:
+                return account
+        raise ReconcilerError(f"account {name!r} is not in the config any more")
+
+    def credentials_for(self, name: str) -> google.auth.credentials.Credentials:
+        """Load (once) the credentials of an account; shared by its threads."""
+        with self._credentials_lock:
+            creds = self._credentials.get(name)
+            if creds is None:
+                account = self.account(name)
+                creds = load_credentials(name, account.credentials, account.subject,
+                                         self.config.google.emulator)
+                self._credentials[name] = creds
+            return creds
+
+    def _make_api(self, name: str) -> CalendarApi:
+        hook = None
+        if self.before_request is not None:
+            callback = self.before_request
+
+            def hook(method: str) -> None:
+                callback(name, method)
+
+        return CalendarApi(self.credentials_for(name), api_endpoint=self.config.google.api_endpoint,
+                           timeout=self.config.google.timeout, retry=self.retry,
+                           before_request=hook)
+
+    def engine_for(self, account: str) -> CalendarSync:
+        """This thread's engine for an account (one API handle, one prefetch thread)."""
+        engines: dict[str, CalendarSync] | None = getattr(self._local, "engines", None)
+        if engines is None:
+            engines = self._local.engines = {}
+        engine = engines.get(account)
+        if engine is None:
+            engine = engines[account] = CalendarSync(self.pool.for_account(account), self.settings)
+            with self._engines_lock:
+                self._engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        """Stop helper threads and give back every lease this process holds."""
+        with self._engines_lock:
+            for engine in self._engines:
+                engine.close()
+            self._engines.clear()
+        try:
+            leases.release_all(self.owner)
+        except Exception as exc:  # the database may be the thing that failed
+            log.warning("could not release leases: %s", exc)
+
+    # -- which calendars ------------------------------------------------------
+
+    def resolve_calendars(self) -> tuple[list[Calendar], list[Failure]]:
+        """The calendars to mirror now, each assigned to one account; removed ones marked."""
+        failures: list[Failure] = []
+        seen_by: list[tuple[str, str, int | None, str, str | None]] = []
+        discovered_ok: set[str] = set()
+        for account in self.config.accounts:
+            calendars.ensure_account(account.name)
+            for entry in account.calendars:
+                calendar_id = entry.id
+                if calendar_id == "primary":
+                    try:
+                        calendar_id = self._primary_id(account.name)
+                    except ReconcilerError as exc:
+                        failures.append(self._failure(f"account {account.name}", exc))
+                        continue
+                interval = entry.interval or account.interval
+                seen_by.append((calendar_id, account.name, interval, "config", None))
+            if account.discover:
+                try:
+                    visible = discovery.read_calendar_list(self.pool.for_account(account.name),
+                                                           account.name)
+                    discovered_ok.add(account.name)
+                except ReconcilerError as exc:
+                    self._note_account_failure(account.name, exc)
+                    failures.append(self._failure(f"account {account.name} (calendarList)", exc))
+                    visible = discovery.visible_calendars(account.name)
+                for item in visible:
+                    seen_by.append((item.calendar_id, account.name, account.interval, "discover",
+                                    item.summary))
+        chosen = discovery.assign(seen_by)
+        rows: list[Calendar] = []
+        for calendar_id, (account_name, interval, source, summary) in chosen.items():
+            row = calendars.ensure_calendar(calendar_id, account_name, source=source,
+                                            interval=interval, summary=summary)
+            if row.account != account_name:
+                log.info("calendar %s: now synced by account %s (was %s)", calendar_id,
+                         account_name, row.account)
+                calendars.reassign(row.id, account_name)
+                row.account = account_name
+            rows.append(row)
+        wanted = {row.id for row in rows}
+        for row in Calendar.select().where(~Calendar.removed):
+            if row.id not in wanted:
+                log.info("calendar %s: no longer configured or listed; stopped polling, rows kept",
+                         row.calendar_id)
+                calendars.mark_removed(row.id)
+        return rows, failures
+
+    def _primary_id(self, account: str) -> str:
+        row = calendars.ensure_account(account)
+        if row.primary_calendar_id:
+            return str(row.primary_calendar_id)
+        resource = self.pool.for_account(account).get_calendar("primary")
+        calendar_id = str(resource["id"])
+        Account.update(primary_calendar_id=calendar_id).where(Account.name == account).execute()
+        return calendar_id
+
+    # -- syncing ---------------------------------------------------------------
+
+    def _keep_lease(self, row: Calendar) -> Callable[[], None]:
+        lease_time = self.config.sync.lease_time
+        renewed = [time.monotonic()]
+
+        def keep() -> None:
+            if time.monotonic() - renewed[0] < lease_time / 3:
+                return
+            if not leases.renew(row.id, self.owner, lease_time):
+                raise LeaseLost(f"calendar {row.calendar_id}: lease lost mid-pass (another "
+                                "process took it); pages so far are kept")
+            renewed[0] = time.monotonic()
+
+        return keep
+
+    def claim(self, row: Calendar, wait: float) -> None:
+        """Take the calendar's lease, waiting up to ``wait`` seconds for a live holder."""
+        deadline = time.monotonic() + wait
+        while not leases.claim(row.id, self.owner, self.config.sync.lease_time):
+            if time.monotonic() >= deadline or self.stopping.is_set():
+                holder = leases.holder_of(row.id) or "another process"
+                raise LeaseHeld(f"calendar {row.calendar_id} is being synced by {holder}; "
+                                "it was skipped this time")
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def sync_calendar(self, row: Calendar, *, force_full: bool = False,
+                      lease_wait: float = 0.0) -> SyncResult:
+        """Claim, sync and release one calendar, recording the outcome on its row.
+
+        Raises the project error on failure (after recording it).
+        """
+        self.claim(row, lease_wait)
+        try:
+            fresh = Calendar.get_by_id(row.id)
+            engine = self.engine_for(fresh.account)
+            engine.keep_lease = self._keep_lease(fresh)
+            try:
+                result = engine.sync(fresh, force_full=force_full)
+            except ReconcilerError as exc:
+                self._record_failure(fresh, exc)
+                raise
+            calendars.record_success(fresh.id, result.mode)
+            self._note_account_ok(fresh.account)
+            log.info(describe(result))
+            return result
+        finally:
+            leases.release(row.id, self.owner)
+
+    def _record_failure(self, row: Calendar, exc: ReconcilerError) -> None:
+        gone = isinstance(exc, CalendarNotFound)
+        try:
+            calendars.record_failure(row.id, str(exc), type(exc).__name__, gone=gone)
+            if gone:
+                discovery.mark_lost(row.account, row.calendar_id)
+            if isinstance(exc, AuthFailed):
+                self._note_account_failure(row.account, exc)
+        except Exception as store_exc:  # never hide the original failure
+            log.warning("calendar %s: could not record failure: %s", row.calendar_id, store_exc)
+
+    def _note_account_failure(self, account: str, exc: ReconcilerError) -> None:
+        if isinstance(exc, AuthFailed):
+            calendars.set_account_state(account, "needs_reauth", str(exc))
+
+    def _note_account_ok(self, account: str) -> None:
+        Account.update(state="ok", last_error=None).where(
+            (Account.name == account) & (Account.state != "ok")).execute()
+
+    @staticmethod
+    def _failure(subject: str, exc: BaseException) -> Failure:
+        return Failure(subject, str(exc), type(exc).__name__)
+
+    def run_pass(self, rows: Iterable[Calendar], *, force_full: bool = False,
+                 concurrency: int | None = None, lease_wait: float | None = None) -> PassReport:
+        """Sync the given calendars once, ``concurrency`` at a time."""
+        report = PassReport()
+        wait = self.config.sync.lease_time if lease_wait is None else lease_wait
+        lock = threading.Lock()
+
+        def one(row: Calendar) -> None:
+            if self.stopping.is_set():
+                return
+            try:
+                result = self.sync_calendar(row, force_full=force_full, lease_wait=wait)
+            except (ReconcilerError, StoreError) as exc:
+                with lock:
+                    report.failures.append(Failure(row.calendar_id, _describe_error(row, exc),
+                                                   type(exc).__name__))
+                return
+            with lock:
+                report.results.append(result)
+
+        workers = max(1, concurrency or self.config.sync.concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+            for future in [pool.submit(one, row) for row in rows]:
+                future.result()
+        return report
+
+
+def _describe_error(row: Calendar, exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, CalendarNotFound):
+        return (f"account {row.account}: {text} (check that the calendar exists and is shared "
+                "with this account)")
+    if isinstance(exc, AuthFailed):
+        return f"account {row.account}: {text} (re-authorise the account's credentials)"
+    if isinstance(exc, GoogleError):
+        return f"account {row.account}: {text}"
+    return text

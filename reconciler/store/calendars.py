@@ -1,0 +1,106 @@
+"""Calendar and account rows: which calendars exist, who syncs them, how they fared.
+
+The calendar id is unique across accounts (a calendar is mirrored once); the
+row remembers which account syncs it. State updates after a pass (success or
+failure) are single UPDATE statements so they never race a running sync's
+page writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from reconciler.clock import utcnow
+from reconciler.store.db import write_transaction
+from reconciler.store.models import Account, Calendar, database_proxy, key_of
+
+
+def ensure_account(name: str) -> Account:
+    """The account row, created on first sight."""
+    account, _ = Account.get_or_create(name=name)
+    return account
+
+
+def get_calendar(calendar_id: str) -> Calendar | None:
+    """The row of a mirrored calendar, or None."""
+    return Calendar.get_or_none(Calendar.calendar_key == key_of(calendar_id))
+
+
+def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
+                    interval: int | None = None, summary: str | None = None) -> Calendar:
+    """Register a calendar to mirror under ``account``; an existing row keeps its state.
+
+    A calendar seen again after being marked removed is un-removed; a calendar
+    that another account already syncs stays with that account unless the
+    caller reassigns it with :func:`reassign`.
+    """
+    with write_transaction(database_proxy.obj):
+        row = get_calendar(calendar_id)
+        if row is None:
+            row = Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
+                                  account=account, source=source, interval=interval,
+                                  summary=summary)
+            return row
+        changes: dict[str, Any] = {}
+        if row.removed:
+            changes["removed"] = False
+        if row.gone and source == "discover":
+            changes["gone"] = False
+        if interval != row.interval:
+            changes["interval"] = interval
+        if summary is not None and summary != row.summary:
+            changes["summary"] = summary
+        if changes:
+            Calendar.update(changes).where(Calendar.id == row.id).execute()
+            for key, value in changes.items():
+                setattr(row, key, value)
+        return row
+
+
+def reassign(calendar_pk: int, account: str) -> None:
+    """Hand a calendar to another account (the previous one lost access)."""
+    Calendar.update(account=account, gone=False).where(Calendar.id == calendar_pk).execute()
+
+
+def mark_removed(calendar_pk: int) -> None:
+    """Stop polling a calendar that left the calendar list; its rows stay."""
+    Calendar.update(removed=True, sync_token=None).where(Calendar.id == calendar_pk).execute()
+
+
+def record_success(calendar_pk: int, mode: str) -> None:
+    """Note a successful pass: clears the error streak."""
+    now = utcnow()
+    Calendar.update(last_success=now, last_attempt=now, last_error=None, last_error_kind=None,
+                    consecutive_failures=0, last_mode=mode, gone=False).where(
+        Calendar.id == calendar_pk).execute()
+
+
+def record_failure(calendar_pk: int, error: str, kind: str, *, gone: bool = False) -> int:
+    """Note a failed pass; returns the new count of consecutive failures."""
+    with write_transaction(database_proxy.obj):
+        (Calendar.update(last_attempt=utcnow(), last_error=error[:2000], last_error_kind=kind,
+                         consecutive_failures=Calendar.consecutive_failures + 1,
+                         gone=gone)
+         .where(Calendar.id == calendar_pk).execute())
+        count = Calendar.select(Calendar.consecutive_failures).where(
+            Calendar.id == calendar_pk).scalar()
+    return int(count or 0)
+
+
+def set_next_due(calendar_pk: int, when: dt.datetime) -> None:
+    """When the scheduler should poll this calendar next (shown by ``status``)."""
+    Calendar.update(next_due=when).where(Calendar.id == calendar_pk).execute()
+
+
+def request_sync(calendar_pk: int) -> None:
+    """Ask whichever process holds the calendar to poll it soon (a hint)."""
+    Calendar.update(sync_requested_at=utcnow()).where(Calendar.id == calendar_pk).execute()
+
+
+def set_account_state(name: str, state: str, error: str | None = None,
+                      next_retry: dt.datetime | None = None) -> None:
+    """Park an account as ``needs_reauth`` or bring it back to ``ok``."""
+    ensure_account(name)
+    Account.update(state=state, last_error=error, next_auth_retry=next_retry).where(
+        Account.name == name).execute()

@@ -1,0 +1,169 @@
+"""Read and write event rows in batches: one query per page, one transaction per write.
+
+The sync hot path touches the database through exactly two calls per page:
+``load_versions`` (one SELECT per chunk of ids) and ``write_page`` (one upsert,
+one counter update and one change insert inside a single transaction). The
+mark-and-sweep at the end of a full listing is ``sweep``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from reconciler.clock import utcnow
+from reconciler.eventfields import EventFields
+from reconciler.reconcile import CANCELLED, Version
+from reconciler.store.changes import ChangeRecord, append_changes
+from reconciler.store.db import dialect, write_transaction
+from reconciler.store.models import Calendar, Event, database_proxy, key_of
+
+CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
+
+
+@dataclass(slots=True)
+class EventWrite:
+    """One row to upsert: the derived fields, the effective ``updated`` and the raw JSON."""
+
+    fields: EventFields
+    updated_ms: int
+    raw_json: str
+
+
+def dump_raw(resource: dict[str, Any]) -> str:
+    """Serialise a resource once, compactly, keeping non-ASCII as is (utf8mb4)."""
+    return json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_versions(calendar_pk: int, event_ids: Iterable[str]) -> dict[str, Version]:
+    """The stored versions of the given events of one calendar, by event id."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, Version] = {}
+    for start in range(0, len(ids), CHUNK):
+        keys = [key_of(i) for i in ids[start:start + CHUNK]]
+        query = (Event
+                 .select(Event.event_id, Event.etag, Event.updated_ms, Event.sequence,
+                         Event.status)
+                 .where((Event.calendar == calendar_pk) & (Event.event_key.in_(keys)))
+                 .tuples())
+        for event_id, etag, updated_ms, sequence, status in query:
+            found[event_id] = Version(etag, updated_ms, sequence, status)
+    return found
+
+
+_PRESERVE = (Event.etag, Event.status, Event.sequence, Event.updated_ms, Event.summary,
+             Event.start_utc, Event.end_utc, Event.start_date, Event.end_date,
+             Event.recurring_event_id, Event.original_start, Event.raw, Event.mirrored_at)
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=None) if value is not None else None
+
+
+def _row(calendar_pk: int, write: EventWrite, now: dt.datetime) -> dict[str, Any]:
+    f = write.fields
+    return {
+        "calendar": calendar_pk,
+        "event_id": f.event_id,
+        "event_key": key_of(f.event_id),
+        "etag": f.etag,
+        "status": f.status,
+        "sequence": f.sequence,
+        "updated_ms": write.updated_ms,
+        "summary": f.summary,
+        "start_utc": _naive(f.start_utc),
+        "end_utc": _naive(f.end_utc),
+        "start_date": f.start_date,
+        "end_date": f.end_date,
+        "recurring_event_id": f.recurring_event_id,
+        "original_start": f.original_start,
+        "raw": write.raw_json,
+        "mirrored_at": now,
+    }
+
+
+def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
+    """Insert or replace event rows in batched statements (call inside a transaction)."""
+    if not writes:
+        return
+    now = utcnow()
+    rows = [_row(calendar_pk, w, now) for w in writes]
+    db = database_proxy.obj
+    batch = 200 if dialect(db) == "sqlite" else 500
+    for start in range(0, len(rows), batch):
+        query = Event.insert_many(rows[start:start + batch])
+        if dialect(db) == "mysql":
+            query = query.on_conflict(preserve=_PRESERVE)
+        else:
+            query = query.on_conflict(conflict_target=[Event.calendar, Event.event_key],
+                                      preserve=_PRESERVE)
+        query.execute()
+
+
+def write_page(calendar_pk: int, writes: Sequence[EventWrite], changes: Sequence[ChangeRecord],
+               calendar_updates: dict[str, Any] | None = None) -> None:
+    """Apply one page atomically: event rows, their change rows, and calendar state."""
+    if not writes and not changes and not calendar_updates:
+        return
+    with write_transaction(database_proxy.obj):
+        upsert_rows(calendar_pk, writes)
+        if calendar_updates:
+            Calendar.update(calendar_updates).where(Calendar.id == calendar_pk).execute()
+        append_changes(calendar_pk, changes)
+
+
+def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int,
+          calendar_updates: dict[str, Any]) -> list[ChangeRecord]:
+    """Tombstone every live row a completed full listing did not hold.
+
+    The raw resource stays the last live version (the export shows it with
+    status ``cancelled``); ``updated_ms`` moves to the listing's time so an old
+    replay of that version cannot resurrect it. Runs in one transaction with
+    the calendar's new sync state.
+    """
+    with write_transaction(database_proxy.obj):
+        live = (Event.select(Event.id, Event.event_id, Event.etag)
+                .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
+                .tuples())
+        gone = [(pk, event_id, etag) for pk, event_id, etag in live if event_id not in seen]
+        changes = [ChangeRecord(event_id, "deleted", etag) for _, event_id, etag in gone]
+        newer = peewee.Case(None, [(Event.updated_ms > listing_updated_ms, Event.updated_ms)],
+                            listing_updated_ms)
+        pks = [pk for pk, _, _ in gone]
+        for start in range(0, len(pks), CHUNK):
+            (Event.update(status=CANCELLED, updated_ms=newer, mirrored_at=utcnow())
+             .where(Event.id.in_(pks[start:start + CHUNK])).execute())
+        Calendar.update(calendar_updates).where(Calendar.id == calendar_pk).execute()
+        append_changes(calendar_pk, changes)
+    return changes
+
+
+def count_events(calendar_pk: int, include_cancelled: bool = False) -> int:
+    """How many rows the mirror holds for a calendar."""
+    query = Event.select().where(Event.calendar == calendar_pk)
+    if not include_cancelled:
+        query = query.where(Event.status != CANCELLED)
+    return int(query.count())
+
+
+def iter_events(calendar_pk: int | None = None,
+                include_cancelled: bool = False) -> Iterator[tuple[str, str, str, str]]:
+    """Stream (account, calendar id, status, raw JSON) for export, without loading all rows."""
+    query = (Event.select(Calendar.account, Calendar.calendar_id, Event.status, Event.raw)
+             .join(Calendar)
+             .order_by(Event.calendar, Event.event_id))
+    if calendar_pk is not None:
+        query = query.where(Event.calendar == calendar_pk)
+    if not include_cancelled:
+        query = query.where(Event.status != CANCELLED)
+    db = database_proxy.obj
+    if isinstance(db, peewee.SqliteDatabase):
+        yield from query.tuples().iterator()
+    else:
+        with db.atomic():
+            yield from query.tuples().iterator()
