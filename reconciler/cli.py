@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -251,5 +250,3 @@ def main() -> None:
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-
-__all__ = ["Path", "cli", "main"]

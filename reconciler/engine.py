@@ -15,7 +15,7 @@ engine only moves data between the API and the store. Invariants:
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.clock import now_ms, utcnow
-from reconciler.errors import BadRequest, GoogleError, SyncTokenInvalid, UpdatedMinTooOld
+from reconciler.errors import BadRequest, SyncTokenInvalid, UpdatedMinTooOld
 from reconciler.eventfields import derive, format_rfc3339, from_millis, parse_rfc3339, to_millis
 from reconciler.google.client import CalendarApi
 from reconciler.reconcile import Action, Version, decide, effective_updated
@@ -200,10 +200,10 @@ class CalendarSync:
                 self.keep_lease()
         finally:
             if pending is not None and not pending.cancel():
-                try:
+                # The pass is already failing; the first error wins. Waiting keeps
+                # the API handle out of two threads at once.
+                with contextlib.suppress(Exception):
                     pending.result()
-                except Exception:  # the pass is already failing; the first error wins
-                    pass
 
     @staticmethod
     def _token_updates(page: dict[str, Any]) -> dict[str, Any]:
@@ -270,9 +270,4 @@ def describe(result: SyncResult) -> str:
             f"{result.requests} request(s), {result.seconds:.2f}s")
 
 
-def is_token_problem(exc: GoogleError) -> bool:
-    """Whether a failure means the stored sync token must be discarded."""
-    return isinstance(exc, SyncTokenInvalid | BadRequest)
-
-
-__all__ = ["CalendarSync", "SyncResult", "SyncSettings", "describe", "dt"]
+__all__ = ["CalendarSync", "SyncResult", "SyncSettings", "describe"]

@@ -19,6 +19,7 @@ import google.auth.credentials
 
 from reconciler import discovery
 from reconciler.config import AccountConfig, Config
+from reconciler.engine import CalendarSync, SyncResult, SyncSettings, describe
 from reconciler.errors import (
     AuthFailed,
     CalendarNotFound,
@@ -27,7 +28,6 @@ from reconciler.errors import (
     ReconcilerError,
     StoreError,
 )
-from reconciler.engine import CalendarSync, SyncResult, SyncSettings, describe
 from reconciler.google.client import ApiPool, CalendarApi
 from reconciler.google.credentials import load_credentials
 from reconciler.google.retry import RetryPolicy

@@ -20,6 +20,8 @@ import pytest
 
 from reconciler.store import open_store
 
+pytest_plugins = ["reconciler.emulator.pytest_plugin"]
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 MYSQL_SERVER = os.environ.get("RECONCILER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")

@@ -92,12 +92,12 @@ def test_retries_honour_retry_after_and_stop_on_budget() -> None:
 
 def test_quota_exhaustion_and_permanent_errors_are_not_retried() -> None:
     for exc in (errors.QuotaExhausted("quota"), errors.CalendarNotFound("gone")):
-        calls = [0]
+        calls: list[Exception] = []
 
-        def fail(exc: Exception = exc) -> None:
-            calls[0] += 1
+        def fail(exc: Exception = exc, calls: list[Exception] = calls) -> None:
+            calls.append(exc)
             raise exc
 
         with pytest.raises(type(exc)):
             call_with_retries(fail, RetryPolicy(), lambda s: None)
-        assert calls[0] == 1
+        assert len(calls) == 1

@@ -17,7 +17,6 @@ from typing import Any
 import google.auth.credentials
 import google.oauth2.credentials
 from google.oauth2 import service_account
-
 from reconciler.errors import ConfigError
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.readonly"]

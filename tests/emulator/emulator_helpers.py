@@ -1,0 +1,47 @@
+"""Helpers shared by the emulator tests (imported by name; tests/ has no packages)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+
+
+def build_service(base_url: str, token: str | None = None) -> Any:
+    """A google-api-python-client Calendar service for ``base_url`` (as user ``token``)."""
+    import google.oauth2.credentials
+    from google.auth.credentials import AnonymousCredentials
+    from googleapiclient.discovery import build
+
+    creds: Any = AnonymousCredentials()
+    if token is not None:
+        creds = google.oauth2.credentials.Credentials(token)
+    return build("calendar", "v3", credentials=creds, static_discovery=True,
+                 client_options={"api_endpoint": base_url}, cache_discovery=False)
+
+
+def sample(name: str) -> Any:
+    """Load one sample capture."""
+    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
+
+
+def timed(summary: str = "x", day: int = 1, hour: int = 10, **extra: Any) -> dict[str, Any]:
+    """A timed event body."""
+    return {"summary": summary,
+            "start": {"dateTime": f"2030-01-{day:02d}T{hour:02d}:00:00Z"},
+            "end": {"dateTime": f"2030-01-{day:02d}T{hour + 1:02d}:00:00Z"}, **extra}
+
+
+def list_all(svc: Any, cal: str = "primary", **kw: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """Follow every page; returns (items, nextSyncToken)."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = svc.events().list(calendarId=cal, pageToken=token, **kw).execute()
+        assert ("nextPageToken" in page) != ("nextSyncToken" in page) or kw.get("orderBy")
+        items += page["items"]
+        token = page.get("nextPageToken")
+        if not token:
+            return items, page.get("nextSyncToken")
