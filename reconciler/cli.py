@@ -227,11 +227,22 @@ def _stop_flag() -> Callable[[], bool]:
 
 
 def _register_optional_commands() -> None:
-    try:
-        from reconciler.emulator.cli import emulator_command
-    except ImportError:  # pragma: no cover - the emulator ships with the package
-        return
-    cli.add_command(emulator_command, "emulator")
+    """Commands that live beside their subsystem (emulator, service loop, watch receiver)."""
+    import importlib
+
+    for module_name, attribute, name in (
+        ("reconciler.emulator.cli", "emulator_command", "emulator"),
+        ("reconciler.daemon.cli", "run_command", "run"),
+        ("reconciler.watch.cli", "receiver_command", "receiver"),
+        ("reconciler.watch.cli", "watch_group", "watch"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not module_name.startswith(exc.name):
+                raise
+            continue
+        cli.add_command(getattr(module, attribute), name)
 
 
 _register_optional_commands()

@@ -17,7 +17,7 @@ from typing import Any
 from . import errors
 from .clock import format_ms
 from .ids import instance_id, is_valid_event_id, new_event_id, split_instance_id
-from .model import Calendar, EventRecord, Version
+from .model import Calendar, EventRecord, Version, local_datetime
 from .recurrence import Occurrence, expand
 
 SERVER_KEYS = frozenset({"kind", "etag", "id", "status", "htmlLink", "created", "updated"})
@@ -95,6 +95,11 @@ def _validate_times(body: dict[str, Any]) -> None:
         raise errors.invalid("Invalid end time.")
     if e < s:
         raise errors.ApiError(400, "timeRangeEmpty", "The specified time range is empty.", "calendar")
+    for key in ("start", "end"):
+        value = body[key]
+        if "dateTime" in value:
+            dt = local_datetime(str(value["dateTime"]), value.get("timeZone"))
+            body[key] = dict(value, dateTime=dt.isoformat().replace("+00:00", "Z"))
 
 
 def _check_sequence(body: dict[str, Any], stored: dict[str, Any] | None) -> None:

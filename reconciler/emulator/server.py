@@ -200,41 +200,42 @@ class Handler(BaseHTTPRequestHandler):
         params = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         method, cal_id, event_id = route(self.command, parts)
         user = emu.default_user
-        status = 500
+        headers: dict[str, str] | None = None
         try:
-            try:
-                user = emu.user_for(self.headers.get("Authorization"))
-                if cal_id == "primary":
-                    cal_id = user
-                self._fault(emu, cal_id, method)
-                status, out = 200, self._call(emu, method, user, cal_id, event_id, params, body)
-                if not out:
-                    status = 204
-                self._send(status, out)
-            except errors.ApiError as exc:
-                status = exc.code
-                self._send(exc.code, exc.body_bytes(), exc.headers)
+            user = emu.user_for(self.headers.get("Authorization"))
+            if cal_id == "primary":
+                cal_id = user
+            self._fault(emu, cal_id, method)
+            out = self._call(emu, method, user, cal_id, event_id, params, body)
+            status = 200 if out else 204
+        except errors.ApiError as exc:
+            status, out, headers = exc.code, exc.body_bytes(), exc.headers
         except _Drop:
-            status = 0
-            self.close_connection = True
-        finally:
-            emu.record(
-                RequestRecord(
-                    method,
-                    self.command,
-                    url.path,
-                    cal_id,
-                    params,
-                    user,
-                    start,
-                    time.monotonic(),
-                    status,
-                    threading.current_thread().name,
-                )
+            status, out = 0, b""
+        except Exception:  # a bug in the emulator: answer like Google's backend would
+            err = errors.fault_error(500, "backendError", None)
+            status, out, headers = 500, err.body_bytes(), None
+        # log before answering, so a client that reads the log right after its call sees it
+        emu.record(
+            RequestRecord(
+                method,
+                self.command,
+                url.path,
+                cal_id,
+                params,
+                user,
+                start,
+                time.monotonic(),
+                status,
+                threading.current_thread().name,
             )
+        )
         if status == 0:
+            self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send(status, out, headers)
 
     @staticmethod
     def _fault(emu: Emulator, cal_id: str | None, method: str) -> None:

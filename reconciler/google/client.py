@@ -13,11 +13,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import google.auth.credentials
 import google_auth_httplib2
 import httplib2
 from googleapiclient.discovery import build
 
-import google.auth.credentials
 from reconciler.errors import GoogleError
 from reconciler.google.errors import translate
 from reconciler.google.retry import RetryPolicy, call_with_retries

@@ -17,6 +17,7 @@ from typing import Any
 import google.auth.credentials
 import google.oauth2.credentials
 from google.oauth2 import service_account
+
 from reconciler.errors import ConfigError
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.readonly"]
@@ -88,6 +89,10 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
             return creds.with_subject(subject) if subject else creds
         if kind == "authorized_user":
             user = PersistingUserCredentials.from_authorized_user_info(info, scopes=SCOPES)
+            if isinstance(info.get("token_uri"), str):
+                # google-auth ignores the file's token_uri; honour it (private
+                # deployments and the emulator's /token endpoint).
+                user = user.with_token_uri(info["token_uri"])
             user._store_path = path
             return user
     except (ValueError, KeyError) as exc:

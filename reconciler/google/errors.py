@@ -16,10 +16,10 @@ import ssl
 import time
 from typing import Any
 
+import google.auth.exceptions
 import httplib2
 from googleapiclient.errors import HttpError
 
-import google.auth.exceptions
 from reconciler.errors import (
     AccessDenied,
     AuthFailed,

@@ -18,8 +18,14 @@ def build_service(base_url: str, token: str | None = None) -> Any:
     creds: Any = AnonymousCredentials()
     if token is not None:
         creds = google.oauth2.credentials.Credentials(token)
-    return build("calendar", "v3", credentials=creds, static_discovery=True,
-                 client_options={"api_endpoint": base_url}, cache_discovery=False)
+    return build(
+        "calendar",
+        "v3",
+        credentials=creds,
+        static_discovery=True,
+        client_options={"api_endpoint": base_url},
+        cache_discovery=False,
+    )
 
 
 def sample(name: str) -> Any:
@@ -29,9 +35,12 @@ def sample(name: str) -> Any:
 
 def timed(summary: str = "x", day: int = 1, hour: int = 10, **extra: Any) -> dict[str, Any]:
     """A timed event body."""
-    return {"summary": summary,
-            "start": {"dateTime": f"2030-01-{day:02d}T{hour:02d}:00:00Z"},
-            "end": {"dateTime": f"2030-01-{day:02d}T{hour + 1:02d}:00:00Z"}, **extra}
+    return {
+        "summary": summary,
+        "start": {"dateTime": f"2030-01-{day:02d}T{hour:02d}:00:00Z"},
+        "end": {"dateTime": f"2030-01-{day:02d}T{hour + 1:02d}:00:00Z"},
+        **extra,
+    }
 
 
 def list_all(svc: Any, cal: str = "primary", **kw: Any) -> tuple[list[dict[str, Any]], str | None]:

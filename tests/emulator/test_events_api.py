@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import pytest
-from googleapiclient.errors import HttpError
-
 from emulator_helpers import build_service, sample, timed
+from googleapiclient.errors import HttpError
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -46,12 +46,22 @@ def test_etag_updated_change_every_write_sequence_only_significant(svc: Any) -> 
     for patch in ({"summary": "a"}, {"description": "d"}, {"colorId": "5"}):
         seen.append(svc.events().patch(calendarId="primary", eventId=ev["id"], body=patch).execute())
     assert [e["sequence"] for e in seen] == [0, 0, 0, 0]
-    moved = svc.events().patch(calendarId="primary", eventId=ev["id"],
-                               body={"start": {"dateTime": "2030-01-01T09:00:00Z"}}).execute()
+    moved = (
+        svc.events()
+        .patch(calendarId="primary", eventId=ev["id"], body={"start": {"dateTime": "2030-01-01T09:00:00Z"}})
+        .execute()
+    )
     seen.append(moved)
     assert moved["sequence"] == 1
-    upd = svc.events().update(calendarId="primary", eventId=ev["id"],
-                              body=dict(timed("u", hour=9), recurrence=["RRULE:FREQ=DAILY;COUNT=2"])).execute()
+    upd = (
+        svc.events()
+        .update(
+            calendarId="primary",
+            eventId=ev["id"],
+            body=dict(timed("u", hour=9), recurrence=["RRULE:FREQ=DAILY;COUNT=2"]),
+        )
+        .execute()
+    )
     seen.append(upd)
     assert upd["sequence"] == 2 and upd["created"] == ev["created"] and upd["iCalUID"] == ev["iCalUID"]
     etags = [e["etag"] for e in seen]
@@ -78,7 +88,8 @@ def test_sequence_below_current_rejected(svc: Any) -> None:
     assert e.status_code == 400 and e.error_details[0]["reason"] == "invalid"
     assert e.error_details[0]["message"] == (
         "Invalid sequence value. The specified sequence number is below the current sequence "
-        "number of the resource.")
+        "number of the resource."
+    )
 
 
 def test_client_ids_duplicate_and_restore(svc: Any) -> None:
@@ -118,7 +129,10 @@ def test_not_found_and_acl(emu: Any, svc: Any) -> None:
     e = err(svc.events().insert(calendarId="secret@group.calendar.google.com", body=timed()))
     assert e.status_code == 403
     emu.unshare("secret@group.calendar.google.com", "user@example.com")
-    assert err(svc.events().get(calendarId="secret@group.calendar.google.com", eventId="abcde")).status_code == 404
+    assert (
+        err(svc.events().get(calendarId="secret@group.calendar.google.com", eventId="abcde")).status_code
+        == 404
+    )
     assert err(svc.events().get(calendarId="primary", eventId="abcdef")).status_code == 404
 
 
@@ -163,8 +177,14 @@ def raw_get(emu: Any, path: str, token: str | None = None) -> tuple[int, Any]:
     ],
 )
 def test_injected_status_faults(emu: Any, svc: Any, status: int, reason: str, sample_name: str) -> None:
-    emu.inject_fault("user@example.com", status=status, reason=reason, count=2,
-                     retry_after=7 if status == 429 else None, methods={"events.list"})
+    emu.inject_fault(
+        "user@example.com",
+        status=status,
+        reason=reason,
+        count=2,
+        retry_after=7 if status == 429 else None,
+        methods={"events.list"},
+    )
     svc.events().insert(calendarId="primary", body=timed()).execute()  # other methods unaffected
     if status == 401:  # google-auth would try to refresh anonymous credentials: go raw
         for _ in range(2):
@@ -209,19 +229,31 @@ def test_request_log(emu: Any, svc: Any) -> None:
     assert len(log) == 3
     assert all(r.calendar_id == "a@group.calendar.google.com" for r in log)
     assert log[0].params["showDeleted"] == ["true"] and log[0].user == "user@example.com"
-    assert all(a.end <= b.start for a, b in zip(log, log[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(log))
     emu.clear_request_log()
     assert emu.request_log == []
 
 
 def test_recurring_instances_exceptions_and_cancelled(svc: Any) -> None:
-    master = svc.events().insert(calendarId="primary", body={
-        "summary": "daily", "start": {"dateTime": "2030-03-01T09:00:00", "timeZone": "Europe/Berlin"},
-        "end": {"dateTime": "2030-03-01T09:30:00", "timeZone": "Europe/Berlin"},
-        "recurrence": ["RRULE:FREQ=DAILY;COUNT=5"]}).execute()
+    master = (
+        svc.events()
+        .insert(
+            calendarId="primary",
+            body={
+                "summary": "daily",
+                "start": {"dateTime": "2030-03-01T09:00:00", "timeZone": "Europe/Berlin"},
+                "end": {"dateTime": "2030-03-01T09:30:00", "timeZone": "Europe/Berlin"},
+                "recurrence": ["RRULE:FREQ=DAILY;COUNT=5"],
+            },
+        )
+        .execute()
+    )
     inst = svc.events().instances(calendarId="primary", eventId=master["id"]).execute()["items"]
     assert [i["id"] for i in inst] == [f"{master['id']}_2030030{d}T080000Z" for d in range(1, 6)]
-    assert inst[0]["originalStartTime"] == {"dateTime": "2030-03-01T09:00:00+01:00", "timeZone": "Europe/Berlin"}
+    assert inst[0]["originalStartTime"] == {
+        "dateTime": "2030-03-01T09:00:00+01:00",
+        "timeZone": "Europe/Berlin",
+    }
     svc.events().patch(calendarId="primary", eventId=inst[1]["id"], body={"summary": "moved"}).execute()
     svc.events().delete(calendarId="primary", eventId=inst[2]["id"]).execute()
     page = svc.events().list(calendarId="primary", showDeleted=True).execute()
@@ -233,10 +265,22 @@ def test_recurring_instances_exceptions_and_cancelled(svc: Any) -> None:
     assert [i.get("summary") for i in inst2] == ["daily", "moved", "daily", "daily"]
     single = svc.events().list(calendarId="primary", singleEvents=True, orderBy="startTime").execute()
     assert len(single["items"]) == 4 and "nextSyncToken" not in single
-    weekly = svc.events().insert(calendarId="primary", body={
-        "summary": "w", "start": {"date": "2030-01-07"}, "end": {"date": "2030-01-08"},
-        "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20300116"]}).execute()
-    ids = [i["id"] for i in svc.events().instances(calendarId="primary", eventId=weekly["id"]).execute()["items"]]
+    weekly = (
+        svc.events()
+        .insert(
+            calendarId="primary",
+            body={
+                "summary": "w",
+                "start": {"date": "2030-01-07"},
+                "end": {"date": "2030-01-08"},
+                "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20300116"],
+            },
+        )
+        .execute()
+    )
+    ids = [
+        i["id"] for i in svc.events().instances(calendarId="primary", eventId=weekly["id"]).execute()["items"]
+    ]
     assert ids == [f"{weekly['id']}_{d}" for d in ("20300107", "20300109", "20300114", "20300116")]
 
 
@@ -249,8 +293,9 @@ def test_calendars_get_and_token_endpoint(emu: Any, svc: Any) -> None:
     cal = svc.calendars().get(calendarId="primary").execute()
     assert cal["kind"] == "calendar#calendar" and cal["id"] == "user@example.com"
     url = f"http://{emu.host}/token"
-    form = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": "rt1",
-                                   "client_id": "c", "client_secret": "s"}).encode()
+    form = urllib.parse.urlencode(
+        {"grant_type": "refresh_token", "refresh_token": "rt1", "client_id": "c", "client_secret": "s"}
+    ).encode()
     got = json.loads(urllib.request.urlopen(url, form).read())
     assert got["expires_in"] == 3600 and got["token_type"] == "Bearer" and got["access_token"]
     emu.revoke_refresh_token("rt1")
@@ -258,7 +303,9 @@ def test_calendars_get_and_token_endpoint(emu: Any, svc: Any) -> None:
         urllib.request.urlopen(url, form)
     assert info.value.code == 400
     assert json.loads(info.value.read()) == {
-        "error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }
 
 
 def test_google_auth_refresh_through_token_endpoint(emu: Any) -> None:
@@ -268,14 +315,30 @@ def test_google_auth_refresh_through_token_endpoint(emu: Any) -> None:
 
     def creds() -> Any:
         return google.oauth2.credentials.Credentials(
-            None, refresh_token="emulator-user:carol@example.com",
-            token_uri=f"http://{emu.host}/token", client_id="c", client_secret="s")
+            None,
+            refresh_token="emulator-user:carol@example.com",
+            token_uri=f"http://{emu.host}/token",
+            client_id="c",
+            client_secret="s",
+        )
 
-    svc = build("calendar", "v3", credentials=creds(), static_discovery=True,
-                client_options={"api_endpoint": emu.base_url}, cache_discovery=False)
+    svc = build(
+        "calendar",
+        "v3",
+        credentials=creds(),
+        static_discovery=True,
+        client_options={"api_endpoint": emu.base_url},
+        cache_discovery=False,
+    )
     assert svc.calendarList().list().execute()["items"][0]["id"] == "carol@example.com"
     emu.revoke_refresh_token("emulator-user:carol@example.com")
-    svc = build("calendar", "v3", credentials=creds(), static_discovery=True,
-                client_options={"api_endpoint": emu.base_url}, cache_discovery=False)
+    svc = build(
+        "calendar",
+        "v3",
+        credentials=creds(),
+        static_discovery=True,
+        client_options={"api_endpoint": emu.base_url},
+        cache_discovery=False,
+    )
     with pytest.raises(google.auth.exceptions.RefreshError):
         svc.calendarList().list().execute()

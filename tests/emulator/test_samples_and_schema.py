@@ -14,8 +14,9 @@ from emulator_helpers import SAMPLES, timed
 from reconciler.emulator.seed import seed_demo
 
 DISCOVERY = json.loads(
-    (Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "calendar.v3.json")
-    .read_text(encoding="utf-8")
+    (Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "calendar.v3.json").read_text(
+        encoding="utf-8"
+    )
 )
 SCHEMAS = DISCOVERY["schemas"]
 
@@ -96,6 +97,12 @@ def test_served_resources_match_discovery_schemas(emu: Any, svc: Any) -> None:
                 inst = svc.events().instances(calendarId=cal["id"], eventId=item["id"]).execute()
                 check(inst, {"$ref": "Events"}, "instances")
     check(svc.calendarList().list().execute(), {"$ref": "CalendarList"}, "calendarList")
-    ch = svc.events().watch(calendarId="primary", body={
-        "id": "c1", "type": "web_hook", "address": "http://127.0.0.1:9/hook", "token": "t"}).execute()
+    ch = (
+        svc.events()
+        .watch(
+            calendarId="primary",
+            body={"id": "c1", "type": "web_hook", "address": "http://127.0.0.1:9/hook", "token": "t"},
+        )
+        .execute()
+    )
     check(ch, {"$ref": "Channel"}, "channel")

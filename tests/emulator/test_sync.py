@@ -17,8 +17,10 @@ def err(call: Any) -> HttpError:
 
 
 def test_full_then_incremental_with_paging(emu: Any, svc: Any) -> None:
-    ids = [svc.events().insert(calendarId="primary", body=timed(f"e{i}", day=1 + i % 20)).execute()["id"]
-           for i in range(25)]
+    ids = [
+        svc.events().insert(calendarId="primary", body=timed(f"e{i}", day=1 + i % 20)).execute()["id"]
+        for i in range(25)
+    ]
     items, token = list_all(svc, maxResults=7, showDeleted=True)
     assert sorted(i["id"] for i in items) == sorted(ids) and token
     page = svc.events().list(calendarId="primary", syncToken=token).execute()
@@ -29,8 +31,12 @@ def test_full_then_incremental_with_paging(emu: Any, svc: Any) -> None:
     changes, token2 = list_all(svc, syncToken=token, maxResults=1)
     by_id = {c["id"]: c for c in changes}
     assert set(by_id) == {ids[0], ids[1], new["id"]}
-    assert by_id[ids[1]] == {"kind": "calendar#event", "etag": by_id[ids[1]]["etag"],
-                             "id": ids[1], "status": "cancelled"}
+    assert by_id[ids[1]] == {
+        "kind": "calendar#event",
+        "etag": by_id[ids[1]]["etag"],
+        "id": ids[1],
+        "status": "cancelled",
+    }
     assert by_id[ids[0]]["summary"] == "changed"
     full, _ = list_all(svc)
     assert ids[1] not in {i["id"] for i in full}
@@ -53,10 +59,16 @@ def test_writes_during_paging_come_again(emu: Any, svc: Any) -> None:
 
 def test_forbidden_params_with_sync_token(svc: Any) -> None:
     token = svc.events().list(calendarId="primary").execute()["nextSyncToken"]
-    for kw in ({"q": "x"}, {"timeMin": "2030-01-01T00:00:00Z"}, {"orderBy": "updated"},
-               {"updatedMin": "2030-01-01T00:00:00Z"}, {"iCalUID": "a"},
-               {"privateExtendedProperty": "a=b"}, {"timeMax": "2030-01-01T00:00:00Z"},
-               {"sharedExtendedProperty": "a=b"}):
+    for kw in (
+        {"q": "x"},
+        {"timeMin": "2030-01-01T00:00:00Z"},
+        {"orderBy": "updated"},
+        {"updatedMin": "2030-01-01T00:00:00Z"},
+        {"iCalUID": "a"},
+        {"privateExtendedProperty": "a=b"},
+        {"timeMax": "2030-01-01T00:00:00Z"},
+        {"sharedExtendedProperty": "a=b"},
+    ):
         e = err(svc.events().list(calendarId="primary", syncToken=token, **kw))
         assert e.status_code == 400 and e.error_details[0]["reason"] == "invalid"
 
@@ -91,23 +103,40 @@ def test_updated_min(emu: Any, svc: Any) -> None:
     old = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     e = err(svc.events().list(calendarId="primary", updatedMin=old))
     assert e.status_code == 410 and e.error_details[0] == {
-        "domain": "calendar", "reason": "updatedMinTooLongAgo",
+        "domain": "calendar",
+        "reason": "updatedMinTooLongAgo",
         "message": "The requested minimum modification time lies too far in the past.",
-        "locationType": "parameter", "location": "updatedMin"}
+        "locationType": "parameter",
+        "location": "updatedMin",
+    }
 
 
 def test_envelope_max_results_time_window_and_empty_pages(emu: Any, svc: Any) -> None:
     for d in (1, 5, 9):
         svc.events().insert(calendarId="primary", body=timed(f"d{d}", day=d)).execute()
     page = svc.events().list(calendarId="primary", maxResults=99999).execute()
-    assert [k for k in page if k != "items"] == ["kind", "etag", "summary", "updated", "timeZone",
-                                                  "accessRole", "defaultReminders", "nextSyncToken"]
+    assert [k for k in page if k != "items"] == [
+        "kind",
+        "etag",
+        "summary",
+        "updated",
+        "timeZone",
+        "accessRole",
+        "defaultReminders",
+        "nextSyncToken",
+    ]
     assert page["updated"] == max(i["updated"] for i in page["items"])
-    got = svc.events().list(calendarId="primary", timeMin="2030-01-04T00:00:00Z",
-                            timeMax="2030-01-08T00:00:00Z").execute()["items"]
+    got = (
+        svc.events()
+        .list(calendarId="primary", timeMin="2030-01-04T00:00:00Z", timeMax="2030-01-08T00:00:00Z")
+        .execute()["items"]
+    )
     assert [i["summary"] for i in got] == ["d5"]
-    e = err(svc.events().list(calendarId="primary", timeMin="2030-01-04T00:00:00Z",
-                              timeMax="2030-01-03T00:00:00Z"))
+    e = err(
+        svc.events().list(
+            calendarId="primary", timeMin="2030-01-04T00:00:00Z", timeMax="2030-01-03T00:00:00Z"
+        )
+    )
     assert e.status_code == 400 and e.error_details[0]["reason"] == "timeRangeEmpty"
     emu.empty_pages("user@example.com", 2)
     items, token = list_all(svc, maxResults=2)
@@ -131,18 +160,25 @@ def test_calendar_list_sync(emu: Any, svc: Any) -> None:
     inc = svc.calendarList().list(syncToken=token, showHidden=True).execute()
     assert [(c["id"], c.get("deleted")) for c in inc["items"]] == [("team@group.calendar.google.com", True)]
     assert svc.calendarList().list(syncToken=inc["nextSyncToken"]).execute()["items"] == []
-    assert "team@group.calendar.google.com" not in [c["id"] for c in svc.calendarList().list().execute()["items"]]
+    assert "team@group.calendar.google.com" not in [
+        c["id"] for c in svc.calendarList().list().execute()["items"]
+    ]
     deleted = svc.calendarList().list(showDeleted=True).execute()["items"]
     assert {"id": "team@group.calendar.google.com", "deleted": True}.items() <= deleted[0].items()
 
 
 def test_delete_series_and_single_events_incremental(svc: Any) -> None:
-    m = svc.events().insert(calendarId="primary", body=dict(
-        timed("series"), recurrence=["RRULE:FREQ=DAILY;COUNT=3"])).execute()
+    m = (
+        svc.events()
+        .insert(calendarId="primary", body=dict(timed("series"), recurrence=["RRULE:FREQ=DAILY;COUNT=3"]))
+        .execute()
+    )
     inst = svc.events().instances(calendarId="primary", eventId=m["id"]).execute()["items"]
     svc.events().patch(calendarId="primary", eventId=inst[0]["id"], body={"summary": "x"}).execute()
     token = svc.events().list(calendarId="primary").execute()["nextSyncToken"]
     svc.events().delete(calendarId="primary", eventId=m["id"]).execute()
     items = svc.events().list(calendarId="primary", syncToken=token).execute()["items"]
     assert {i["id"]: set(i) for i in items} == {
-        m["id"]: {"kind", "etag", "id", "status"}, inst[0]["id"]: {"kind", "etag", "id", "status"}}
+        m["id"]: {"kind", "etag", "id", "status"},
+        inst[0]["id"]: {"kind", "etag", "id", "status"},
+    }
