@@ -43,7 +43,9 @@ class Context:
         return self._config
 
     def store(self, config: Config | None = None) -> peewee.Database:
-        return open_store((config or self.config()).database.url)
+        """Open the database; read-only commands work without a config file
+        (``$RECONCILER_DATABASE_URL`` or the default SQLite file)."""
+        return open_store((config or self.config(allow_missing=True)).database.url)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -193,7 +195,7 @@ def status(ctx: Context, as_json: bool) -> None:
     from reconciler.status import calendar_status, render_table
 
     with user_errors(ctx.debug):
-        config = ctx.config()
+        config = ctx.config(allow_missing=True)
         ctx.store(config)
         rows = calendar_status(config)
         if as_json:
@@ -208,7 +210,11 @@ def status(ctx: Context, as_json: bool) -> None:
               show_default=True, help="Where the demo mirror is written.")
 @pass_context
 def demo(ctx: Context, database_url: str) -> None:
-    """Offline tour: emulator + sample calendars, sync, edit, sync, print the change feed."""
+    """Offline tour: emulator + sample calendars, sync, edit, sync, print the change feed.
+
+    Afterwards, inspect the result with e.g.
+    `RECONCILER_DATABASE_URL=sqlite:///reconciler-demo.db reconciler changes`.
+    """
     from reconciler.demo import run_demo
 
     with user_errors(ctx.debug):
