@@ -29,7 +29,14 @@ from reconciler.eventfields import derive, format_rfc3339, from_millis, parse_rf
 from reconciler.google.client import CalendarApi
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
-from reconciler.store.events import EventWrite, dump_raw, load_versions, sweep, write_page
+from reconciler.store.events import (
+    EventWrite,
+    dump_raw,
+    has_rows,
+    load_versions,
+    sweep,
+    write_page,
+)
 from reconciler.store.models import Calendar
 
 log = logging.getLogger("reconciler.engine")
@@ -61,6 +68,8 @@ class SyncResult:
     seconds: float = 0.0
     full_reason: str | None = None
     bad_events: int = 0
+    # Calendar columns the caller must still write (only with ``defer_final_updates``).
+    pending_updates: dict[str, Any] | None = None
 
     def count(self, action: Action) -> None:
         kind = action.change_kind
@@ -81,6 +90,7 @@ class _PassState:
     """What a listing accumulates across its pages."""
 
     seen: set[str] | None = None  # event ids seen, for mark-and-sweep (full listings only)
+    started_empty: bool = False  # full listing of a calendar with no rows: nothing to load or sweep
     max_server_ms: int | None = None
     listing_updated_ms: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +108,11 @@ class CalendarSync:
         self.settings = settings
         self.keep_lease = keep_lease or (lambda: None)
         self._fetcher: ThreadPoolExecutor | None = None
+        # Opt-in for callers that write the calendar row after the pass anyway:
+        # when the last page of an incremental pass writes no event, its cursor
+        # update is handed back in ``SyncResult.pending_updates`` instead of
+        # being written, so the caller folds it into its own single UPDATE.
+        self.defer_final_updates = False
 
     def close(self) -> None:
         """Stop the page-prefetch thread."""
@@ -138,12 +153,17 @@ class CalendarSync:
         state = _PassState()
         for page, is_last in self._pages(row.calendar_id, sync_token=row.sync_token):
             updates = self._token_updates(page) if is_last else None
+            if (updates is not None and self.defer_final_updates and result.pages == 0
+                    and not page.get("items")):
+                result.pages += 1
+                result.pending_updates = updates
+                continue
             self._apply_page(row, page, state, result, updates)
 
     def _full_pass(self, row: Calendar, result: SyncResult, reason: str) -> None:
         result.mode = "full"
         result.full_reason = reason
-        state = _PassState(seen=set())
+        state = _PassState(seen=set(), started_empty=not has_rows(row.id))
         last: dict[str, Any] = {}
         for page, _is_last in self._pages(row.calendar_id):
             self._apply_page(row, page, state, result, None)
@@ -190,14 +210,18 @@ class CalendarSync:
                                         page_token=page_token, updated_min=updated_min,
                                         max_results=self.settings.page_size)
 
-        pending: Future[dict[str, Any]] | None = self._fetcher.submit(fetch, None)
+        # The first page is fetched in this thread: a poll that finds one page (the
+        # common no-change case) never pays for a hand-off to the prefetch thread.
+        pending: Future[dict[str, Any]] | None = None
         try:
-            while pending is not None:
-                page = pending.result()
+            page: dict[str, Any] | None = fetch(None)
+            while page is not None:
                 next_token = page.get("nextPageToken")
                 pending = self._fetcher.submit(fetch, next_token) if next_token else None
                 yield page, pending is None
                 self.keep_lease()
+                page = pending.result() if pending is not None else None
+                pending = None
         finally:
             if pending is not None and not pending.cancel():
                 # The pass is already failing; the first error wins. Waiting keeps
@@ -230,9 +254,16 @@ class CalendarSync:
                 log.warning("calendar %s: skipped an item without an id", row.calendar_id)
                 continue
             parsed.append((item, derive(item)))
+        ids = [fields.event_id for _, fields in parsed]
+        if state.started_empty:
+            # Under our lease the calendar's only rows are the ones this listing
+            # wrote: only an id repeated from an earlier page can have one.
+            assert state.seen is not None
+            stored: dict[str, Version] = load_versions(row.id, [i for i in ids if i in state.seen])
+        else:
+            stored = load_versions(row.id, ids)
         if state.seen is not None:
-            state.seen.update(fields.event_id for _, fields in parsed)
-        stored: dict[str, Version] = load_versions(row.id, (f.event_id for _, f in parsed))
+            state.seen.update(ids)
         writes: dict[str, EventWrite] = {}
         changes: list[ChangeRecord] = []
         for item, fields in parsed:
@@ -258,7 +289,7 @@ class CalendarSync:
                updates: dict[str, Any]) -> None:
         assert state.seen is not None
         listing_ms = state.listing_updated_ms or now_ms()
-        removed = sweep(row.id, state.seen, listing_ms, updates)
+        removed = sweep(row.id, state.seen, listing_ms, updates, started_empty=state.started_empty)
         result.deleted += len(removed)
 
 

@@ -27,8 +27,10 @@ def calendar_status(config: Config) -> list[dict[str, Any]]:
                   .where(Event.status != "cancelled").group_by(Event.calendar).tuples())
     accounts = {a.name: a for a in Account.select()}
     channels: dict[int, Channel] = {}
-    for channel in Channel.select().where(Channel.state == "open").order_by(Channel.id):
-        channels[channel.calendar_id] = channel
+    for channel in Channel.select().order_by(Channel.id):  # an open channel wins, else the latest
+        current = channels.get(channel.calendar_id)
+        if current is None or current.state != "open" or channel.state == "open":
+            channels[channel.calendar_id] = channel
     rows = []
     for cal in Calendar.select().order_by(Calendar.account, Calendar.calendar_id):
         interval = cal.interval or config.sync.interval
@@ -60,7 +62,9 @@ def calendar_status(config: Config) -> list[dict[str, Any]]:
             "lag_s": None if since_success is None else max(0.0, since_success - interval),
             "next_due": cal.next_due,
             "lease_owner": cal.lease_owner,
-            "channel_expires": channel.expiration if channel else None,
+            "channel": channel.state if channel else None,
+            "channel_expires": channel.expiration if channel and channel.state == "open" else None,
+            "channel_retry": channel.retry_after if channel and channel.state == "failed" else None,
         })
     return rows
 
@@ -80,9 +84,9 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no calendars in the mirror yet (run `reconciler once`)"
     columns = ["calendar", "account", "state", "events", "last_success", "consecutive_failures",
-               "token_age_s", "lag_s", "channel_expires", "last_error"]
+               "token_age_s", "lag_s", "channel", "channel_expires", "last_error"]
     headers = ["CALENDAR", "ACCOUNT", "STATE", "EVENTS", "LAST SUCCESS", "FAILS", "TOKEN AGE S",
-               "LAG S", "CHANNEL EXPIRES", "LAST ERROR"]
+               "LAG S", "CHANNEL", "CHANNEL EXPIRES", "LAST ERROR"]
     table = [headers] + [[_fmt(row[c]) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns) - 1)]
     out = []

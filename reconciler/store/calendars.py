@@ -11,9 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import peewee
+
 from reconciler.clock import utcnow
 from reconciler.store.db import write_transaction
-from reconciler.store.models import Account, Calendar, database_proxy, key_of
+from reconciler.store.models import (
+    Account,
+    Calendar,
+    Change,
+    Channel,
+    Event,
+    database_proxy,
+    key_of,
+)
 
 
 def ensure_account(name: str) -> Account:
@@ -35,13 +45,22 @@ def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
     that another account already syncs stays with that account unless the
     caller reassigns it with :func:`reassign`.
     """
+    if get_calendar(calendar_id) is None:
+        # Several `run` processes starting together race to create the row: the
+        # losers' INSERT hits the unique key, and they use the winner's row.
+        try:
+            with database_proxy.obj.atomic():
+                return Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
+                                       account=account, source=source, interval=interval,
+                                       summary=summary)
+        except peewee.IntegrityError:
+            pass
     with write_transaction(database_proxy.obj):
         row = get_calendar(calendar_id)
-        if row is None:
-            row = Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
-                                  account=account, source=source, interval=interval,
-                                  summary=summary)
-            return row
+        if row is None:  # deleted meanwhile (purge): create it again
+            return Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
+                                   account=account, source=source, interval=interval,
+                                   summary=summary)
         changes: dict[str, Any] = {}
         if row.removed:
             changes["removed"] = False
@@ -94,13 +113,65 @@ def set_next_due(calendar_pk: int, when: dt.datetime) -> None:
 
 
 def request_sync(calendar_pk: int) -> None:
-    """Ask whichever process holds the calendar to poll it soon (a hint)."""
-    Calendar.update(sync_requested_at=utcnow()).where(Calendar.id == calendar_pk).execute()
+    """Ask whichever process holds the calendar to poll it soon (a hint).
+
+    Bumps ``sync_request_seq`` too, so a pass that was already running when the
+    request came does not clear it (see :func:`clear_sync_request`).
+    """
+    Calendar.update(sync_requested_at=utcnow(),
+                    sync_request_seq=Calendar.sync_request_seq + 1).where(
+        Calendar.id == calendar_pk).execute()
+
+
+def pending_requests() -> list[tuple[int, int]]:
+    """``(calendar pk, request counter)`` of every calendar with a "sync soon" request."""
+    query = (Calendar.select(Calendar.id, Calendar.sync_request_seq)
+             .where(Calendar.sync_requested_at.is_null(False) & ~Calendar.removed))
+    return [(int(pk), int(seq or 0)) for pk, seq in query.tuples()]
+
+
+def clear_sync_request(calendar_pk: int, seen_seq: int) -> bool:
+    """Mark the request answered by a pass that started at counter ``seen_seq``.
+
+    Returns False when a newer request arrived meanwhile (it stays pending and
+    deserves one more pass).
+    """
+    cleared = (Calendar.update(sync_requested_at=None)
+               .where((Calendar.id == calendar_pk) & (Calendar.sync_request_seq == seen_seq))
+               .execute())
+    if cleared:
+        return True
+    pending = (Calendar.select(Calendar.id)
+               .where((Calendar.id == calendar_pk) & Calendar.sync_requested_at.is_null(False))
+               .exists())
+    return not pending
+
+
+def claim_auth_probe(name: str, now: dt.datetime, until: dt.datetime) -> bool:
+    """Let one caller retry a ``needs_reauth`` account now; others wait until ``until``.
+
+    A conditional UPDATE, so of all the calendars (and processes) of a parked
+    account exactly one probes when the retry time comes.
+    """
+    return bool(Account.update(next_auth_retry=until)
+                .where((Account.name == name) & (Account.state == "needs_reauth")
+                       & (Account.next_auth_retry.is_null() | (Account.next_auth_retry <= now)))
+                .execute())
+
+
+def purge_calendar(calendar_pk: int) -> None:
+    """Delete a removed calendar with its events, changes and channels (``purge_removed``)."""
+    with write_transaction(database_proxy.obj):
+        for model in (Channel, Change, Event):
+            model.delete().where(model.calendar == calendar_pk).execute()
+        Calendar.delete().where((Calendar.id == calendar_pk) & Calendar.removed).execute()
 
 
 def set_account_state(name: str, state: str, error: str | None = None,
                       next_retry: dt.datetime | None = None) -> None:
     """Park an account as ``needs_reauth`` or bring it back to ``ok``."""
     ensure_account(name)
-    Account.update(state=state, last_error=error, next_auth_retry=next_retry).where(
-        Account.name == name).execute()
+    values: dict[str, Any] = {"state": state, "last_error": error}
+    if next_retry is not None or state == "ok":
+        values["next_auth_retry"] = next_retry  # parking again keeps the planned retry time
+    Account.update(values).where(Account.name == name).execute()

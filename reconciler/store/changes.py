@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.clock import utcnow
-from reconciler.store.models import Calendar, Change, Counter
+from reconciler.store.bulk import bulk_execute, statement_for
+from reconciler.store.db import dialect
+from reconciler.store.models import Calendar, Change, Counter, database_proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +38,23 @@ def append_changes(calendar_pk: int, changes: Sequence[ChangeRecord]) -> None:
     last = Counter.select(Counter.value).where(Counter.name == "change").scalar()
     first = int(last) - count + 1
     now = utcnow()
-    rows = [{"id": first + i, "calendar": calendar_pk, "event_id": c.event_id, "kind": c.kind,
-             "etag": c.etag, "at": now} for i, c in enumerate(changes)]
+    rows = [(first + i, calendar_pk, c.event_id, c.kind, c.etag, now)
+            for i, c in enumerate(changes)]
+    db = database_proxy.obj
+    kind = dialect(db)
+    if kind in ("sqlite", "mysql"):
+        bulk_execute(db, statement_for("change-insert", kind, _insert_query, len(_COLUMNS)),
+                     _COLUMNS, rows)
+        return
     for start in range(0, len(rows), 500):
-        Change.insert_many(rows[start:start + 500]).execute()
+        _insert_query(rows[start:start + 500], kind).execute()
+
+
+_COLUMNS = (Change.id, Change.calendar, Change.event_id, Change.kind, Change.etag, Change.at)
+
+
+def _insert_query(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
+    return Change.insert_many(rows, fields=_COLUMNS)
 
 
 def read_changes(since: int = 0, limit: int = 1000,

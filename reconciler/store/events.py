@@ -19,6 +19,7 @@ import peewee
 from reconciler.clock import utcnow
 from reconciler.eventfields import EventFields
 from reconciler.reconcile import CANCELLED, Version
+from reconciler.store.bulk import bulk_execute, statement_for
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
 from reconciler.store.models import Calendar, Event, database_proxy, key_of
@@ -41,19 +42,45 @@ def dump_raw(resource: dict[str, Any]) -> str:
 
 
 def load_versions(calendar_pk: int, event_ids: Iterable[str]) -> dict[str, Version]:
-    """The stored versions of the given events of one calendar, by event id."""
+    """The stored versions of the given events of one calendar, by event id.
+
+    One SELECT per chunk of ids; the statement text is rendered by Peewee once
+    per chunk size and dialect, not once per page.
+    """
     ids = list(dict.fromkeys(event_ids))
     found: dict[str, Version] = {}
+    if not ids:
+        return found
+    db = database_proxy.obj
+    kind = dialect(db)
     for start in range(0, len(ids), CHUNK):
         keys = [key_of(i) for i in ids[start:start + CHUNK]]
-        query = (Event
-                 .select(Event.event_id, Event.etag, Event.updated_ms, Event.sequence,
-                         Event.status)
-                 .where((Event.calendar == calendar_pk) & (Event.event_key.in_(keys)))
-                 .tuples())
-        for event_id, etag, updated_ms, sequence, status in query:
+        sql = _versions_sql(kind, len(keys))
+        for event_id, etag, updated_ms, sequence, status in db.execute_sql(sql, [calendar_pk, *keys]):
             found[event_id] = Version(etag, updated_ms, sequence, status)
     return found
+
+
+_VERSIONS_SQL: dict[tuple[str, int], str] = {}
+
+
+def _versions_sql(kind: str, width: int) -> str:
+    sql = _VERSIONS_SQL.get((kind, width))
+    if sql is None:
+        placeholder = [f"k{i:040d}"[:40] for i in range(width)]
+        query = (Event
+                 .select(Event.event_id, Event.etag, Event.updated_ms, Event.sequence, Event.status)
+                 .where((Event.calendar == -1) & (Event.event_key.in_(placeholder))))
+        sql, params = query.sql()
+        if len(params) != width + 1:
+            raise RuntimeError(f"versions query: expected {width + 1} parameters, got {len(params)}")
+        _VERSIONS_SQL[(kind, width)] = sql
+    return str(sql)
+
+
+def has_rows(calendar_pk: int) -> bool:
+    """Whether the mirror holds any row (live or tombstone) of the calendar."""
+    return Event.select(Event.id).where(Event.calendar == calendar_pk).limit(1).exists()
 
 
 _PRESERVE = (Event.etag, Event.status, Event.sequence, Event.updated_ms, Event.summary,
@@ -65,26 +92,25 @@ def _naive(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=None) if value is not None else None
 
 
-def _row(calendar_pk: int, write: EventWrite, now: dt.datetime) -> dict[str, Any]:
+# Column order of the tuples ``_row`` builds; the upsert binds them in this order.
+_COLUMNS = (Event.calendar, Event.event_id, Event.event_key, Event.etag, Event.status,
+            Event.sequence, Event.updated_ms, Event.summary, Event.start_utc, Event.end_utc,
+            Event.start_date, Event.end_date, Event.recurring_event_id, Event.original_start,
+            Event.raw, Event.mirrored_at)
+
+
+def _row(calendar_pk: int, write: EventWrite, now: dt.datetime) -> tuple[Any, ...]:
     f = write.fields
-    return {
-        "calendar": calendar_pk,
-        "event_id": f.event_id,
-        "event_key": key_of(f.event_id),
-        "etag": f.etag,
-        "status": f.status,
-        "sequence": f.sequence,
-        "updated_ms": write.updated_ms,
-        "summary": f.summary,
-        "start_utc": _naive(f.start_utc),
-        "end_utc": _naive(f.end_utc),
-        "start_date": f.start_date,
-        "end_date": f.end_date,
-        "recurring_event_id": f.recurring_event_id,
-        "original_start": f.original_start,
-        "raw": write.raw_json,
-        "mirrored_at": now,
-    }
+    return (calendar_pk, f.event_id, key_of(f.event_id), f.etag, f.status, f.sequence,
+            write.updated_ms, f.summary, _naive(f.start_utc), _naive(f.end_utc), f.start_date,
+            f.end_date, f.recurring_event_id, f.original_start, write.raw_json, now)
+
+
+def _upsert_query(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
+    query = Event.insert_many(rows, fields=_COLUMNS)
+    if kind == "mysql":
+        return query.on_conflict(preserve=_PRESERVE)
+    return query.on_conflict(conflict_target=[Event.calendar, Event.event_key], preserve=_PRESERVE)
 
 
 def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
@@ -94,21 +120,21 @@ def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
     now = utcnow()
     rows = [_row(calendar_pk, w, now) for w in writes]
     db = database_proxy.obj
-    batch = 200 if dialect(db) == "sqlite" else 500
-    for start in range(0, len(rows), batch):
-        query = Event.insert_many(rows[start:start + batch])
-        if dialect(db) == "mysql":
-            query = query.on_conflict(preserve=_PRESERVE)
-        else:
-            query = query.on_conflict(conflict_target=[Event.calendar, Event.event_key],
-                                      preserve=_PRESERVE)
-        query.execute()
+    kind = dialect(db)
+    if kind in ("sqlite", "mysql"):
+        bulk_execute(db, statement_for("event-upsert", kind, _upsert_query, len(_COLUMNS)),
+                     _COLUMNS, rows)
+        return
+    for start in range(0, len(rows), 500):
+        _upsert_query(rows[start:start + 500], kind).execute()
 
 
 def write_page(calendar_pk: int, writes: Sequence[EventWrite], changes: Sequence[ChangeRecord],
                calendar_updates: dict[str, Any] | None = None) -> None:
     """Apply one page atomically: event rows, their change rows, and calendar state."""
-    if not writes and not changes and not calendar_updates:
+    if not writes and not changes:
+        if calendar_updates:  # one statement is atomic on its own: no BEGIN/COMMIT round trips
+            Calendar.update(calendar_updates).where(Calendar.id == calendar_pk).execute()
         return
     with write_transaction(database_proxy.obj):
         upsert_rows(calendar_pk, writes)
@@ -118,19 +144,23 @@ def write_page(calendar_pk: int, writes: Sequence[EventWrite], changes: Sequence
 
 
 def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int,
-          calendar_updates: dict[str, Any]) -> list[ChangeRecord]:
+          calendar_updates: dict[str, Any], *, started_empty: bool = False) -> list[ChangeRecord]:
     """Tombstone every live row a completed full listing did not hold.
 
     The raw resource stays the last live version (the export shows it with
     status ``cancelled``); ``updated_ms`` moves to the listing's time so an old
     replay of that version cannot resurrect it. Runs in one transaction with
-    the calendar's new sync state.
+    the calendar's new sync state. ``started_empty``: the calendar had no rows
+    when the leased listing began, so every row is one it wrote and none can
+    be stale; only the sync state is written.
     """
     with write_transaction(database_proxy.obj):
-        live = (Event.select(Event.id, Event.event_id, Event.etag)
-                .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
-                .tuples())
-        gone = [(pk, event_id, etag) for pk, event_id, etag in live if event_id not in seen]
+        gone: list[tuple[int, str, str]] = []
+        if not started_empty:
+            live = (Event.select(Event.id, Event.event_id, Event.etag)
+                    .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
+                    .tuples())
+            gone = [(pk, event_id, etag) for pk, event_id, etag in live if event_id not in seen]
         changes = [ChangeRecord(event_id, "deleted", etag) for _, event_id, etag in gone]
         newer = peewee.Case(None, [(Event.updated_ms > listing_updated_ms, Event.updated_ms)],
                             listing_updated_ms)

@@ -70,9 +70,12 @@ class Calendar(BaseModel):
     consecutive_failures = peewee.IntegerField(default=0)
     next_due = peewee.DateTimeField(null=True)
     sync_requested_at = peewee.DateTimeField(null=True)
+    sync_request_seq = peewee.BigIntegerField(default=0)  # bumped by request_sync
     interval = peewee.IntegerField(null=True)
     lease_owner = peewee.CharField(max_length=255, null=True)
     lease_expires = peewee.DateTimeField(null=True)
+    watch_owner = peewee.CharField(max_length=255, null=True)  # channel work in progress
+    watch_until = peewee.DateTimeField(null=True)
 
 
 class Event(BaseModel):
@@ -125,10 +128,12 @@ class Channel(BaseModel):
     resource_id = peewee.CharField(max_length=255, null=True)
     expiration = peewee.DateTimeField(null=True)
     owner = peewee.CharField(max_length=255, null=True)
-    state = peewee.CharField(max_length=16, default="open")  # open | stopped | failed
+    state = peewee.CharField(max_length=16, default="open")  # opening | open | failed
     last_message_number = peewee.BigIntegerField(default=0)
     created_at = peewee.DateTimeField()
     error = peewee.TextField(null=True)
+    retry_after = peewee.DateTimeField(null=True)  # failed: when to try events.watch again
+    failures = peewee.IntegerField(default=0)  # failed: attempts in a row
 
 
 class AccountCalendar(BaseModel):

@@ -1,0 +1,92 @@
+"""When each calendar runs: first-pass spread, the shared due time, audits.
+
+Pure functions of the stored row and "now", so the schedule can be tested
+with freezegun and no scheduler. The database row is the schedule shared by
+every ``run`` process (``calendar.next_due``): a process whose job fires
+early (another process synced the calendar meanwhile) looks at the row and
+waits until the stored due time instead of syncing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.store.models import Account, Calendar
+
+FIRST_PASS_SPREAD_MAX = 0.1  # DESIGN: first passes start at once, spread over <= 10% of the interval
+DUE_TOLERANCE = dt.timedelta(seconds=0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a calendar's job does this time."""
+
+    sync: bool
+    reason: str  # due | first | requested | not_due | backoff | needs_reauth | removed | probe
+    wait_until: dt.datetime | None = None  # when to look again if not syncing
+    audit: bool = False  # follow the pass with a full listing (mark and sweep)
+    probe: bool = False  # the account is parked: this pass tries its credentials again
+
+
+def first_run_offset(interval: float, jitter: float,
+                     rand: Callable[[], float] = random.random) -> float:
+    """Seconds from start to a calendar's first pass: uniform in [0, jitter*interval], jitter <= 10%."""
+    return rand() * min(max(jitter, 0.0), FIRST_PASS_SPREAD_MAX) * interval
+
+
+def next_after_pass(started: dt.datetime, interval: float, now: dt.datetime) -> dt.datetime:
+    """Start-to-start: the next pass is due ``interval`` after this one started (never in the past)."""
+    return max(started + dt.timedelta(seconds=interval), now)
+
+
+def audit_fraction(calendar_id: str) -> float:
+    """A stable number in [0, 1) per calendar, used to spread audits out."""
+    return int(hashlib.sha1(calendar_id.encode("utf-8")).hexdigest()[:8], 16) / 0x1_0000_0000
+
+
+def audit_due(row: Calendar, now: dt.datetime, audit_interval: float) -> bool:
+    """Whether the calendar's periodic full listing is due.
+
+    Due ``audit_interval * (1 - fraction/2)`` after the last full pass, where the
+    fraction is fixed per calendar: calendars whose first (full) pass happened
+    together are audited at times spread over half an interval, and stay spread.
+    """
+    if audit_interval <= 0 or row.last_full_sync is None or not row.last_success:
+        return False
+    threshold = audit_interval * (1.0 - 0.5 * audit_fraction(row.calendar_id))
+    return bool((now - row.last_full_sync).total_seconds() >= threshold)
+
+
+def plan(row: Calendar, account: Account | None, now: dt.datetime, *, first: bool,
+         process_started: dt.datetime, audit_interval: float = 0) -> Plan:
+    """Decide whether the job syncs the calendar now, and if not, when to look again.
+
+    ``first`` is this process's first pass of the calendar: it runs at once
+    (DESIGN), unless another process attempted the calendar after this one
+    started. Afterwards the stored ``next_due`` rules; a "sync soon" request
+    makes a calendar due early, except during a failure backoff.
+    """
+    if row.removed:
+        return Plan(False, "removed")
+    audit = audit_due(row, now, audit_interval)
+    if account is not None and account.state == "needs_reauth":
+        retry = account.next_auth_retry
+        if retry is not None and retry > now:
+            return Plan(False, "needs_reauth", wait_until=retry)
+        return Plan(True, "probe", probe=True)
+    others_tried = (row.last_attempt is not None
+                    and row.last_attempt >= process_started.replace(microsecond=0))
+    if first and not others_tried:
+        return Plan(True, "first", audit=audit)
+    next_due = row.next_due
+    if next_due is not None and next_due > now + DUE_TOLERANCE:
+        if row.consecutive_failures:
+            return Plan(False, "backoff", wait_until=next_due)
+        if row.sync_requested_at is not None:
+            return Plan(True, "requested", audit=audit)
+        return Plan(False, "not_due", wait_until=next_due)
+    return Plan(True, "due", audit=audit)

@@ -1,0 +1,151 @@
+"""The push-notification receiver: a WSGI app that turns valid hints into "sync soon".
+
+Mount :func:`make_app` in any WSGI stack, or let ``reconciler receiver`` /
+``reconciler run`` serve it with waitress. It answers on the path of
+``[watch] address`` and on ``/`` (so it also works mounted under a prefix), plus
+``GET /healthz``. Checks, cheapest first, and nothing here ever calls Google:
+
+* not POST -> 405; a body over :data:`MAX_BODY` bytes -> 413 (a notification
+  has none); no channel id or a malformed message number -> 400;
+* channel id not a live channel in the ``channel`` table -> 404;
+* token not the HMAC of the channel id (constant-time) or resource id not the
+  channel's -> 403;
+* message number not above the last one seen (duplicate, replay, out of
+  order) -> 200, ignored; ``sync`` (the channel's first message) -> 200, ignored;
+* otherwise -> 200 and, through :class:`HintThrottle`, ``request_sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import peewee
+
+from reconciler.config import Config
+from reconciler.errors import ConfigError
+from reconciler.store import calendars as calendar_store
+from reconciler.store.models import database_proxy
+from reconciler.watch import channels
+from reconciler.watch.throttle import HintThrottle
+from reconciler.watch.tokens import MAX_CHANNEL_ID, token_matches
+
+log = logging.getLogger("reconciler.watch")
+
+MAX_BODY = 4096
+MAX_HEADERS = 8192
+StartResponse = Callable[..., Any]
+
+
+class Receiver:
+    """The WSGI callable; one per process (it owns the hint throttle)."""
+
+    def __init__(self, secret: str, paths: Iterable[str], *, hint_window: float = 1.0,
+                 request_sync: Callable[[int], None] = calendar_store.request_sync) -> None:
+        self._secret = secret
+        self.paths = {_norm(p) for p in paths} | {"/"}
+        self.throttle = HintThrottle(request_sync, window=hint_window)
+        self.accepted = 0  # valid `exists` hints (before coalescing)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        status, body, extra = self._handle(environ)
+        headers = [("Content-Type", "text/plain; charset=utf-8"),
+                   ("Content-Length", str(len(body))), *extra]
+        start_response(status, headers)
+        return [body]
+
+    def _handle(self, environ: dict[str, Any]) -> tuple[str, bytes, list[tuple[str, str]]]:
+        path = environ.get("PATH_INFO") or "/"
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if path.rstrip("/") == "/healthz":
+            if method in ("GET", "HEAD"):
+                return "200 OK", b"ok\n", []
+            return "405 Method Not Allowed", b"use GET\n", [("Allow", "GET, HEAD")]
+        if _norm(path) not in self.paths:
+            return "404 Not Found", b"not found\n", []
+        if method != "POST":
+            return "405 Method Not Allowed", b"notifications are POSTed\n", [("Allow", "POST")]
+        length_text = str(environ.get("CONTENT_LENGTH") or "0").strip() or "0"
+        if not length_text.isdigit():
+            return "400 Bad Request", b"bad Content-Length\n", []
+        length = int(length_text)
+        if length > MAX_BODY:
+            return "413 Content Too Large", b"a notification has no body\n", []
+        if length:
+            environ["wsgi.input"].read(length)
+        channel_id = environ.get("HTTP_X_GOOG_CHANNEL_ID") or ""
+        number_text = (environ.get("HTTP_X_GOOG_MESSAGE_NUMBER") or "").strip()
+        if not channel_id or len(channel_id) > MAX_CHANNEL_ID or not number_text.isdigit():
+            return "400 Bad Request", b"not a channel notification\n", []
+        try:
+            return self._notification(environ, channel_id, int(number_text))
+        except peewee.PeeweeException as exc:
+            log.warning("watch: database error while handling a notification: %s",
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            _reset_connection()
+            return "503 Service Unavailable", b"database unavailable\n", [("Retry-After", "5")]
+
+    def _notification(self, environ: dict[str, Any], channel_id: str,
+                      number: int) -> tuple[str, bytes, list[tuple[str, str]]]:
+        row = channels.find(channel_id)
+        if row is None or row.state not in channels.LIVE_STATES:
+            log.info("watch: notification for unknown channel rejected (404)")
+            return "404 Not Found", b"unknown channel\n", []
+        if not token_matches(self._secret, channel_id, environ.get("HTTP_X_GOOG_CHANNEL_TOKEN")):
+            log.warning("watch: notification with a wrong token for channel %s rejected (403)",
+                        channel_id)
+            return "403 Forbidden", b"bad token\n", []
+        resource_id = environ.get("HTTP_X_GOOG_RESOURCE_ID")
+        if row.resource_id is not None and resource_id != row.resource_id:
+            log.warning("watch: notification with a wrong resource id for channel %s rejected "
+                        "(403)", channel_id)
+            return "403 Forbidden", b"resource id does not match the channel\n", []
+        if not channels.advance_message(row.id, number):
+            log.debug("watch: channel %s message %d is a duplicate or out of order; ignored",
+                      channel_id, number)
+            return "200 OK", b"ignored: duplicate or out of order\n", []
+        state = (environ.get("HTTP_X_GOOG_RESOURCE_STATE") or "").strip().lower()
+        if state == "sync":
+            return "200 OK", b"ignored: sync\n", []
+        self.accepted += 1
+        self.throttle.hint(int(row.calendar_id))
+        log.debug("watch: hint for calendar row %s (channel %s message %d)", row.calendar_id,
+                  channel_id, number)
+        return "200 OK", b"ok\n", []
+
+    def close(self) -> None:
+        """Make pending trailing sync requests and stop the throttle thread."""
+        self.throttle.close()
+
+
+def _norm(path: str) -> str:
+    return "/" + path.strip("/") if path.strip("/") else "/"
+
+
+def _reset_connection() -> None:
+    db = database_proxy.obj
+    if db is not None:
+        try:
+            db.close()
+        except Exception:  # already broken; the next request reconnects
+            log.debug("watch: closing the broken database connection failed", exc_info=True)
+
+
+def hook_path(address: str | None) -> str:
+    """The path Google POSTs to: the path of ``[watch] address`` (``/`` when it has none)."""
+    return _norm(urlsplit(address or "").path or "/")
+
+
+def make_app(config: Config, *, hint_window: float = 1.0) -> Receiver:
+    """The receiver as a WSGI callable for ``config`` (opens the store if not yet open)."""
+    secret = config.watch.secret
+    if not secret:
+        raise ConfigError("watch.secret is required to receive notifications "
+                          f"(in {config.path or 'the config'})")
+    if database_proxy.obj is None:
+        from reconciler.store import open_store
+
+        open_store(config.database.url)
+    return Receiver(secret, [hook_path(config.watch.address)], hint_window=hint_window)
