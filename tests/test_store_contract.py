@@ -143,3 +143,15 @@ def test_lease_of_a_dead_local_process_is_taken_over_at_once(store: peewee.Datab
     cal = calendars.ensure_calendar("crash@example.com", "ops")
     assert leases.claim(cal.id, dead_owner, 3600)
     assert leases.claim(cal.id, leases.make_owner(), 60)
+
+
+def test_processes_starting_together_on_a_new_sqlite_file_all_migrate(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    code = f"from reconciler.store import open_store; open_store({url!r}); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outcomes = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outcomes]
