@@ -68,7 +68,8 @@ class SyncResult:
     seconds: float = 0.0
     full_reason: str | None = None
     bad_events: int = 0
-    # Calendar columns the caller must still write (only with ``defer_final_updates``).
+    # Calendar columns the caller must write when it records the pass (the
+    # cursor of a last page that wrote no event): folded into its one UPDATE.
     pending_updates: dict[str, Any] | None = None
 
     def count(self, action: Action) -> None:
@@ -108,11 +109,6 @@ class CalendarSync:
         self.settings = settings
         self.keep_lease = keep_lease or (lambda: None)
         self._fetcher: ThreadPoolExecutor | None = None
-        # Opt-in for callers that write the calendar row after the pass anyway:
-        # when the last page of an incremental pass writes no event, its cursor
-        # update is handed back in ``SyncResult.pending_updates`` instead of
-        # being written, so the caller folds it into its own single UPDATE.
-        self.defer_final_updates = False
 
     def close(self) -> None:
         """Stop the page-prefetch thread."""
@@ -153,8 +149,9 @@ class CalendarSync:
         state = _PassState()
         for page, is_last in self._pages(row.calendar_id, sync_token=row.sync_token):
             updates = self._token_updates(page) if is_last else None
-            if (updates is not None and self.defer_final_updates and result.pages == 0
-                    and not page.get("items")):
+            if updates is not None and not page.get("items"):
+                # Nothing to write but the cursor: the caller stores it together
+                # with the pass's outcome (a no-change poll costs one UPDATE).
                 result.pages += 1
                 result.pending_updates = updates
                 continue

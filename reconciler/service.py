@@ -8,6 +8,7 @@ sick calendar never stops the others.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -89,6 +90,9 @@ class Service:
         self.before_request = before_request
         self._credentials: dict[str, google.auth.credentials.Credentials] = {}
         self._credentials_lock = threading.Lock()
+        self._accounts_ok: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_workers = 0
         self.pool = ApiPool(self._make_api)
         self._local = threading.local()
         self._engines: list[CalendarSync] = []
@@ -140,6 +144,9 @@ class Service:
 
     def close(self) -> None:
         """Stop helper threads and give back every lease this process holds."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         with self._engines_lock:
             for engine in self._engines:
                 engine.close()
@@ -263,6 +270,7 @@ class Service:
         Raises the project error on failure (after recording it).
         """
         self.claim(row, lease_wait)
+        released = False
         try:
             fresh = Calendar.get_by_id(row.id)
             engine = self.engine_for(fresh.account)
@@ -274,12 +282,14 @@ class Service:
             except ReconcilerError as exc:
                 self._record_failure(fresh, exc)
                 raise
-            calendars.record_success(fresh.id, result.mode)
+            calendars.record_success(fresh.id, result.mode, self.owner, result.pending_updates)
+            released = True
             self._note_account_ok(fresh.account)
             log.info(describe(result))
             return result
         finally:
-            leases.release(row.id, self.owner)
+            if not released:
+                leases.release(row.id, self.owner)
 
     def _record_failure(self, row: Calendar, exc: ReconcilerError) -> None:
         gone = isinstance(exc, CalendarNotFound)
@@ -294,11 +304,26 @@ class Service:
 
     def _note_account_failure(self, account: str, exc: ReconcilerError) -> None:
         if isinstance(exc, AuthFailed):
-            calendars.set_account_state(account, "needs_reauth", str(exc))
+            self.park_account(account, str(exc))
+
+    def park_account(self, account: str, error: str,
+                     next_retry: dt.datetime | None = None) -> None:
+        """Mark an account ``needs_reauth`` (its credentials were rejected)."""
+        self._accounts_ok.discard(account)
+        calendars.set_account_state(account, "needs_reauth", error, next_retry=next_retry)
+
+    def recheck_account(self, account: str) -> None:
+        """Forget that ``account`` was healthy, so the next success clears a park
+        another process (or an earlier run) recorded."""
+        self._accounts_ok.discard(account)
 
     def _note_account_ok(self, account: str) -> None:
+        # Once per account per process while it stays healthy: not a statement per poll.
+        if account in self._accounts_ok:
+            return
         Account.update(state="ok", last_error=None).where(
             (Account.name == account) & (Account.state != "ok")).execute()
+        self._accounts_ok.add(account)
 
     @staticmethod
     def _failure(subject: str, exc: BaseException) -> Failure:
@@ -324,11 +349,20 @@ class Service:
             with lock:
                 report.results.append(result)
 
-        workers = max(1, concurrency or self.config.sync.concurrency)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            for future in [pool.submit(one, row) for row in rows]:
-                future.result()
+        pool = self._pass_pool(max(1, concurrency or self.config.sync.concurrency))
+        for future in [pool.submit(one, row) for row in rows]:
+            future.result()
         return report
+
+    def _pass_pool(self, workers: int) -> ThreadPoolExecutor:
+        """The workers of ``run_pass``, kept for the Service's lifetime: each thread's
+        API handles and engines are built once, not once per pass."""
+        if self._pool is None or self._pool_workers != workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
+            self._pool_workers = workers
+        return self._pool
 
 
 def _describe_error(row: Calendar, exc: BaseException) -> str:

@@ -476,6 +476,7 @@ class Daemon:
                 return self._skip(cal, Plan(False, "needs_reauth", wait_until=until), started)
             log.info("account %s: trying its credentials again (with calendar %s)",
                      row.account, row.calendar_id)
+            svc.recheck_account(row.account)
         cal.hold_until = None
         try:
             svc.claim(row, 0)
@@ -555,7 +556,7 @@ class Daemon:
         try:
             calendars.set_next_due(cal.pk, due)
             if isinstance(exc, AuthFailed):
-                calendars.set_account_state(row.account, "needs_reauth", str(exc), next_retry=due)
+                self.service.park_account(row.account, str(exc), next_retry=due)
         except peewee.PeeweeException as store_exc:
             log.debug("calendar %s: could not store next due time: %s", cal.calendar_id,
                       store_exc)

@@ -87,12 +87,25 @@ def mark_removed(calendar_pk: int) -> None:
     Calendar.update(removed=True, sync_token=None).where(Calendar.id == calendar_pk).execute()
 
 
-def record_success(calendar_pk: int, mode: str) -> None:
-    """Note a successful pass: clears the error streak."""
+def record_success(calendar_pk: int, mode: str, owner: str,
+                   extra: dict[str, Any] | None = None) -> None:
+    """Note a successful pass and give the lease back, in one UPDATE.
+
+    Clears the error streak, stores any cursor the engine handed back
+    (``extra``), and releases the lease only if ``owner`` still holds it.
+    """
     now = utcnow()
-    Calendar.update(last_success=now, last_attempt=now, last_error=None, last_error_kind=None,
-                    consecutive_failures=0, last_mode=mode, gone=False).where(
-        Calendar.id == calendar_pk).execute()
+    ours = Calendar.lease_owner == owner
+    columns: dict[Any, Any] = {
+        Calendar.last_success: now, Calendar.last_attempt: now, Calendar.last_error: None,
+        Calendar.last_error_kind: None, Calendar.consecutive_failures: 0,
+        Calendar.last_mode: mode, Calendar.gone: False,
+        Calendar.lease_owner: peewee.Case(None, [(ours, None)], Calendar.lease_owner),
+        Calendar.lease_expires: peewee.Case(None, [(ours, None)], Calendar.lease_expires),
+    }
+    for name, value in (extra or {}).items():
+        columns[getattr(Calendar, name)] = value
+    Calendar.update(columns).where(Calendar.id == calendar_pk).execute()
 
 
 def record_failure(calendar_pk: int, error: str, kind: str, *, gone: bool = False) -> int:
