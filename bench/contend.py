@@ -94,9 +94,11 @@ class Project:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         from reconciler.config import parse_config
+        from reconciler.process import tune_for_sync
         from reconciler.service import Service
         from reconciler.store import open_store
 
+        tune_for_sync()  # as the `reconciler` command does at start
         env = {"GOOGLE_CALENDAR_EMULATOR_HOST": spec["emu"]}
         cals = json.dumps(spec["calendars"])
         text = (f'[database]\nurl = {json.dumps(spec["db"])}\n\n[sync]\n'
@@ -108,8 +110,7 @@ class Project:
         self.statements = 0
         self.transactions = 0
         self._count_sql()
-        self.service = (folded_service_class()(self.config) if spec.get("folded")
-                        else Service(self.config))
+        self.service = Service(self.config)
         self.rows: list[Any] = []
 
     def _count_sql(self) -> None:
@@ -155,65 +156,6 @@ class Project:
 
     def close(self) -> None:
         self.service.close()
-
-
-def folded_service_class() -> type[Any]:
-    """The change to ``Service.sync_calendar`` proposed in bench/README.md, for measuring it.
-
-    Per no-change poll: claim UPDATE, one SELECT, one UPDATE that records the
-    success, stores the cursor the engine handed back and releases the lease
-    (the lease columns only when we still own it, as ``leases.release`` does);
-    the account row is touched once per process, not once per poll.
-    """
-    import peewee
-
-    from reconciler.clock import utcnow
-    from reconciler.engine import SyncResult
-    from reconciler.errors import ReconcilerError
-    from reconciler.service import Service
-    from reconciler.store import leases
-    from reconciler.store.models import Calendar
-
-    class FoldedService(Service):
-        accounts_ok: set[str] = set()
-
-        def sync_calendar(self, row: Any, *, force_full: bool = False,
-                          lease_wait: float = 0.0) -> SyncResult:
-            self.claim(row, lease_wait)
-            released = False
-            try:
-                fresh = Calendar.get_by_id(row.id)
-                engine = self.engine_for(fresh.account)
-                engine.defer_final_updates = True
-                engine.keep_lease = self._keep_lease(fresh)
-                try:
-                    result = engine.sync(fresh, force_full=force_full)
-                except ReconcilerError as exc:
-                    self._record_failure(fresh, exc)
-                    raise
-                now = utcnow()
-                ours = Calendar.lease_owner == self.owner
-                columns: dict[Any, Any] = {
-                    Calendar.last_success: now, Calendar.last_attempt: now,
-                    Calendar.last_error: None, Calendar.last_error_kind: None,
-                    Calendar.consecutive_failures: 0, Calendar.last_mode: result.mode,
-                    Calendar.gone: False,
-                    Calendar.lease_owner: peewee.Case(None, [(ours, None)], Calendar.lease_owner),
-                    Calendar.lease_expires: peewee.Case(None, [(ours, None)],
-                                                        Calendar.lease_expires)}
-                for name, value in (result.pending_updates or {}).items():
-                    columns[getattr(Calendar, name)] = value
-                Calendar.update(columns).where(Calendar.id == fresh.id).execute()
-                released = True
-                if fresh.account not in self.accounts_ok:
-                    self._note_account_ok(fresh.account)
-                    self.accounts_ok.add(fresh.account)
-                return result
-            finally:
-                if not released:
-                    leases.release(row.id, self.owner)
-
-    return FoldedService
 
 
 # -- the raw sequential loop ----------------------------------------------------------

@@ -232,12 +232,10 @@ def steady(sizes: dict[str, Any], dbs: Databases, out: list[str]) -> None:
             emu.call("seed", calendars=cals, events=sizes["steady_events"])
             got = {who: contend(emu, who, dbs.new("sqlite"), cals, ["full", "steady"])[1]
                    for who in ("raw", "project")}
-            got["folded"] = contend(emu, "project", dbs.new("sqlite"), cals, ["full", "steady"],
-                                    folded=True)[1]
             dbs.drop_all()
         finally:
             emu.close()
-        for who in ("raw", "project", "folded"):
+        for who in ("raw", "project"):
             r = got[who]
             out.append(f"| {count:,} | {NAMES[who]} | {r['seconds']:.2f} | "
                        f"{got['raw']['seconds'] / r['seconds']:.2f}x faster | "
@@ -282,8 +280,7 @@ def burst(sizes: dict[str, Any], dbs: Databases, out: list[str]) -> None:
     out.append("")
 
 
-NAMES = {"project": "calendar-reconciler", "raw": "raw sequential loop", "gcal": "gcal-sync 8",
-         "folded": "calendar-reconciler + proposed Service fold"}
+NAMES = {"project": "calendar-reconciler", "raw": "raw sequential loop", "gcal": "gcal-sync 8"}
 SCENARIOS = {"full": full_sync, "memory": memory, "steady": steady, "burst": burst}
 
 

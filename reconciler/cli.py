@@ -23,6 +23,7 @@ import peewee
 from reconciler.config import Config, load_config
 from reconciler.errors import ConfigError, ReconcilerError, StoreError
 from reconciler.logsetup import configure_logging
+from reconciler.process import tune_for_sync
 from reconciler.store import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -256,6 +257,7 @@ _register_optional_commands()
 
 def main() -> None:
     """Console-script entry point."""
+    tune_for_sync()
     try:
         cli.main(prog_name="reconciler", standalone_mode=True)
     except ConfigError as exc:  # raised before a command's own handler, e.g. by callbacks

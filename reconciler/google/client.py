@@ -16,13 +16,34 @@ from typing import Any
 import google.auth.credentials
 import google_auth_httplib2
 import httplib2
+import orjson
 from googleapiclient.discovery import build
+from googleapiclient.model import JsonModel
 
 from reconciler.errors import GoogleError
 from reconciler.google.errors import translate
 from reconciler.google.retry import RetryPolicy, call_with_retries
 
 RequestHook = Callable[[str], None]
+
+
+class FastJsonModel(JsonModel):
+    """The client's JSON model with orjson for responses.
+
+    Parsing the response is the largest single cost of a full sync (a page of
+    2,500 events is megabytes of JSON); orjson does it several times faster.
+    Anything orjson refuses (integers beyond 64 bits) falls back to the
+    standard parser, so nothing Google can send is rejected.
+    """
+
+    def deserialize(self, content: bytes | str) -> Any:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return super().deserialize(content)
+        if self._data_wrapper and isinstance(body, dict) and "data" in body:
+            body = body["data"]
+        return body
 
 
 class CalendarApi:
@@ -35,7 +56,8 @@ class CalendarApi:
         http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
         self._service = build("calendar", "v3", http=http, static_discovery=True,
-                              client_options=options, cache_discovery=False)
+                              client_options=options, cache_discovery=False,
+                              model=FastJsonModel(data_wrapper=False))
         # Each ``self._service.events()`` call builds every method from the discovery
         # document again (about a millisecond); build the resource once per handle.
         self._events = self._service.events()

@@ -81,7 +81,9 @@ class Calendar(BaseModel):
 class Event(BaseModel):
     """The mirrored state of one event: derived columns plus the raw resource."""
 
-    calendar = peewee.ForeignKeyField(Calendar, on_delete="CASCADE", backref="events")
+    # No index of its own: the unique (calendar, event_key) index covers it (0005).
+    calendar = peewee.ForeignKeyField(Calendar, on_delete="CASCADE", backref="events",
+                                      index=False)
     event_id = peewee.CharField(max_length=1024)
     event_key = peewee.CharField(max_length=40)
     etag = peewee.CharField(max_length=255)
