@@ -5,7 +5,9 @@ engine only moves data between the API and the store. Invariants:
 
 * each page is applied in one transaction with its change rows;
 * the new ``nextSyncToken`` (or ``updatedMin`` cursor) is stored only with the
-  last page, so a crash anywhere replays from the old cursor, and replay is
+  last page's writes, or, when that page wrote nothing, handed back in
+  ``SyncResult.pending_updates`` for the caller's single UPDATE recording the
+  pass; either way a crash anywhere replays from the old cursor, and replay is
   idempotent;
 * a full listing ends with mark-and-sweep, and only when it completed;
 * a 410 (or a 400 on a stored token) leads to exactly one full resync inside
@@ -169,7 +171,12 @@ class CalendarSync:
         updates["last_full_sync"] = utcnow()
         if state.max_server_ms is not None:
             updates["updated_min_cursor_ms"] = state.max_server_ms
-        self._sweep(row, state, result, updates)
+        if state.started_empty:
+            # Nothing was stored before this listing, so nothing can be swept:
+            # the cursor goes into the caller's one UPDATE that records the pass.
+            result.pending_updates = updates
+        else:
+            self._sweep(row, state, result, updates)
 
     def _updated_min_pass(self, row: Calendar, result: SyncResult, force_full: bool) -> None:
         cursor = row.updated_min_cursor_ms

@@ -15,6 +15,9 @@ from typing import Any
 
 import peewee
 
+from reconciler.store.db import dialect
+from reconciler.store.models import database_proxy
+
 
 def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
                  rows: Sequence[tuple[Any, ...]]) -> None:
@@ -25,9 +28,14 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
     row (SQLite) or folds the rows into multi-row INSERTs itself (PyMySQL).
     Values go through each field's ``db_value`` exactly as Peewee would send them.
     """
-    converters = [column.db_value for column in columns]
-    params = (tuple([convert(value) for convert, value in zip(converters, row, strict=True)])
-              for row in rows)  # a generator: the converted copy of a page is never held whole
+    converters = [None if isinstance(column, _PASS_THROUGH) else column.db_value
+                  for column in columns]
+    if all(convert is None for convert in converters):
+        params: Any = rows
+    else:  # a generator: the converted copy of a page is never held whole
+        params = (tuple([value if convert is None else convert(value)
+                         for convert, value in zip(converters, row, strict=True)])
+                  for row in rows)
     with peewee.__exception_wrapper__:  # driver errors become Peewee's, as with execute()
         cursor = db.cursor()
         try:
@@ -36,7 +44,32 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
             cursor.close()
 
 
+# Fields whose db_value is the identity for the str/int/None values the store
+# builds rows from: skipping the call saves a Python call per value.
+_PASS_THROUGH = (peewee.CharField, peewee.TextField, peewee.IntegerField,
+                 peewee.BigIntegerField, peewee.ForeignKeyField)
+
 _SQL_CACHE: dict[tuple[str, str], str] = {}
+
+
+def write_many(name: str, columns: Sequence[peewee.Field],
+               build: Callable[[Sequence[tuple[Any, ...]], str], Any],
+               rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert (or upsert) many rows in the current transaction.
+
+    SQLite and MySQL get one cached statement run with the driver's
+    ``executemany``; PostgreSQL (where psycopg2's executemany is a round trip
+    per row) gets Peewee's multi-row statements in batches of 500.
+    """
+    if not rows:
+        return
+    db = database_proxy.obj
+    kind = dialect(db)
+    if kind in ("sqlite", "mysql"):
+        bulk_execute(db, statement_for(name, kind, build, len(columns)), columns, rows)
+        return
+    for start in range(0, len(rows), 500):
+        build(rows[start:start + 500], kind).execute()
 
 
 def statement_for(name: str, kind: str,

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.clock import utcnow
-from reconciler.store.bulk import bulk_execute, statement_for
-from reconciler.store.db import dialect
-from reconciler.store.models import Calendar, Change, Counter, database_proxy
+from reconciler.store.bulk import write_many
+from reconciler.store.models import Calendar, Change, Counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +39,7 @@ def append_changes(calendar_pk: int, changes: Sequence[ChangeRecord]) -> None:
     now = utcnow()
     rows = [(first + i, calendar_pk, c.event_id, c.kind, c.etag, now)
             for i, c in enumerate(changes)]
-    db = database_proxy.obj
-    kind = dialect(db)
-    if kind in ("sqlite", "mysql"):
-        bulk_execute(db, statement_for("change-insert", kind, _insert_query, len(_COLUMNS)),
-                     _COLUMNS, rows)
-        return
-    for start in range(0, len(rows), 500):
-        _insert_query(rows[start:start + 500], kind).execute()
+    write_many("change-insert", _COLUMNS, _insert_query, rows)
 
 
 _COLUMNS = (Change.id, Change.calendar, Change.event_id, Change.kind, Change.etag, Change.at)

@@ -20,7 +20,7 @@ import peewee
 from reconciler.clock import utcnow
 from reconciler.eventfields import EventFields
 from reconciler.reconcile import CANCELLED, Version
-from reconciler.store.bulk import bulk_execute, statement_for
+from reconciler.store.bulk import write_many
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
 from reconciler.store.models import Calendar, Event, database_proxy, key_of
@@ -128,14 +128,7 @@ def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
         return
     now = utcnow()
     rows = [_row(calendar_pk, w, now) for w in writes]
-    db = database_proxy.obj
-    kind = dialect(db)
-    if kind in ("sqlite", "mysql"):
-        bulk_execute(db, statement_for("event-upsert", kind, _upsert_query, len(_COLUMNS)),
-                     _COLUMNS, rows)
-        return
-    for start in range(0, len(rows), 500):
-        _upsert_query(rows[start:start + 500], kind).execute()
+    write_many("event-upsert", _COLUMNS, _upsert_query, rows)
 
 
 def write_page(calendar_pk: int, writes: Sequence[EventWrite], changes: Sequence[ChangeRecord],
