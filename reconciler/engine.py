@@ -259,6 +259,7 @@ class CalendarSync:
                 continue
             parsed.append((item, derive(item)))
         ids = [fields.event_id for _, fields in parsed]
+        full_listing = state.seen is not None
         if state.started_empty:
             # Under our lease the calendar's only rows are the ones this listing
             # wrote: only an id repeated from an earlier page can have one.
@@ -273,7 +274,7 @@ class CalendarSync:
         for item, fields in parsed:
             effective = effective_updated(fields.updated_ms, listing_ms, received_ms)
             new = fields.version(effective)
-            action = decide(stored.get(fields.event_id), new)
+            action = decide(stored.get(fields.event_id), new, authoritative=full_listing)
             result.count(action)
             if fields.updated_ms is not None:
                 state.max_server_ms = max(state.max_server_ms or 0, fields.updated_ms)

@@ -86,12 +86,15 @@ def effective_updated(updated_ms: int | None, listing_updated_ms: int | None,
     return received_ms
 
 
-def is_stale(old: Version, new: Version) -> bool:
+def is_stale(old: Version, new: Version, *, authoritative: bool = False) -> bool:
     """Whether ``new`` is older than ``old`` and must not overwrite it.
 
     Stale when its ``updated`` is earlier, or when both carry a ``sequence`` and
-    the new one is lower. Versions that tie on both are ordered by etag so that
-    every order of application ends on the same row.
+    the new one is lower. Versions that tie on both (Google never writes two
+    versions in one millisecond, so only a damaged row can tie) are ordered by
+    etag so that every order of application ends on the same row, except in an
+    ``authoritative`` listing (a full one: Google's current state), where the
+    incoming version wins and so repairs the row.
     """
     if new.updated_ms is not None and old.updated_ms is not None:
         if new.updated_ms < old.updated_ms:
@@ -101,17 +104,20 @@ def is_stale(old: Version, new: Version) -> bool:
                     and new.sequence < old.sequence)
     if new.sequence is not None and old.sequence is not None and new.sequence != old.sequence:
         return new.sequence < old.sequence
-    # A full tie (same time, same or no sequence): deterministic tie-break.
-    return new.etag < old.etag
+    # A full tie (same time, same or no sequence).
+    return not authoritative and new.etag < old.etag
 
 
-def decide(old: Version | None, new: Version) -> Action:
-    """Decide what the mirror does with ``new`` given the stored ``old``."""
+def decide(old: Version | None, new: Version, *, authoritative: bool = False) -> Action:
+    """Decide what the mirror does with ``new`` given the stored ``old``.
+
+    ``authoritative`` marks versions from a full listing (see :func:`is_stale`).
+    """
     if old is None:
         return Action.INSERT_TOMBSTONE if new.cancelled else Action.INSERT
     if new.etag == old.etag:
         return Action.NOOP
-    if is_stale(old, new):
+    if is_stale(old, new, authoritative=authoritative):
         return Action.STALE
     if new.cancelled:
         return Action.RETOMBSTONE if old.cancelled else Action.DELETE

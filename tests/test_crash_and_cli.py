@@ -156,3 +156,20 @@ def test_once_waits_for_a_live_lease_then_reports_it(calendar_emulator: Emulator
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_once_verify_fails_when_the_mirror_drifted_and_repairs_it(
+        calendar_emulator: Emulator, tmp_path: Path) -> None:
+    seed(calendar_emulator, 5)
+    path = write_config(tmp_path, f"sqlite:///{tmp_path}/m.db")
+    assert run_cli(calendar_emulator, "-c", str(path), "once", "--verify").returncode == 0
+    config_for(calendar_emulator, path)
+    Event.delete().where(Event.event_id == "evt00001").execute()  # edited behind our back
+    Event.update(etag='"stale"', raw='{"id": "evt00002"}').where(
+        Event.event_id == "evt00002").execute()
+    result = run_cli(calendar_emulator, "-c", str(path), "once", "--verify")
+    assert result.returncode == 1
+    assert "mirror differed" in result.stderr and "1 missing, 1 outdated" in result.stderr
+    assert_mirror_exact(calendar_emulator, TEAM)
+    again = run_cli(calendar_emulator, "-c", str(path), "once", "--verify")
+    assert again.returncode == 0, again.stderr

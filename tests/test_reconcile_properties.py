@@ -117,3 +117,13 @@ def test_stub_without_updated_takes_the_listing_time_and_beats_older_versions() 
 def test_tombstone_changing_etag_writes_no_change_row() -> None:
     action = decide(Version('"a"', 1000, None, "cancelled"), Version('"b"', 2000, None, "cancelled"))
     assert action is Action.RETOMBSTONE and action.change_kind is None and action.writes
+
+
+def test_a_full_listing_repairs_a_row_that_ties_on_time() -> None:
+    damaged = Version('"zzz"', 1000, 2, "confirmed")  # same time, wrong etag
+    truth = Version('"abc"', 1000, 2, "confirmed")
+    assert decide(damaged, truth) is Action.STALE  # incremental: the etag tie-break holds
+    assert decide(damaged, truth, authoritative=True) is Action.UPDATE
+    assert decide(truth, damaged, authoritative=True) is Action.UPDATE
+    assert decide(Version('"a"', 2000, 2, "confirmed"), Version('"b"', 1000, 2, "confirmed"),
+                  authoritative=True) is Action.STALE  # older stays stale
