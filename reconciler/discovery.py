@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.errors import SyncTokenInvalid
+from reconciler.errors import BadRequest, SyncTokenInvalid
 from reconciler.google.client import CalendarApi
 from reconciler.store.db import write_transaction
 from reconciler.store.models import Account, AccountCalendar, database_proxy, key_of
@@ -40,8 +40,12 @@ def read_calendar_list(api: CalendarApi, account: str) -> list[Visible]:
     token = row.calendar_list_sync_token
     try:
         entries, new_token, full = _list_all(api, token)
-    except SyncTokenInvalid:
-        log.info("account %s: calendarList sync token expired; listing again", account)
+    except (SyncTokenInvalid, BadRequest):
+        if token is None:
+            raise
+        # 410, or a 400 on a request carrying a stored token: the token is
+        # unusable; list everything once instead.
+        log.info("account %s: calendarList sync token rejected; listing again", account)
         entries, new_token, full = _list_all(api, None)
     with write_transaction(database_proxy.obj):
         if full:

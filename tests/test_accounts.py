@@ -154,3 +154,22 @@ def test_discovery_mirrors_a_shared_calendar_once_and_hands_it_over(
     row = Calendar.get(Calendar.calendar_id == SHARED)
     assert row.removed  # nobody lists it any more: no longer polled, rows kept
     assert len(mirror(SHARED)) == 2
+
+
+def test_discovery_survives_an_expired_calendar_list_token(
+        calendar_emulator: Emulator, tmp_path: Path) -> None:
+    emu = calendar_emulator
+    emu.add_calendar("dan@example.com", owners=["dan@example.com"])
+    emu.add_calendar(SHARED, owners=["dan@example.com"])
+    path = endpoint_config(emu, tmp_path, f"sqlite:///{tmp_path}/m.db", [
+        {"name": "dan", "subject": "dan@example.com", "discover": True}])
+    config = load(path)
+    assert run_once(config) == 0
+    emu.add_calendar("later@group.calendar.google.com", owners=["dan@example.com"])
+    emu.expire_tokens()  # event and calendarList tokens alike
+    emu.clear_request_log()
+    assert run_once(config) == 0
+    assert {c.calendar_id for c in Calendar.select().where(~Calendar.removed)} == {
+        "dan@example.com", SHARED, "later@group.calendar.google.com"}
+    lists = [r for r in emu.request_log if r.method == "calendarList.list"]
+    assert [r.status for r in lists] == [410, 200]
