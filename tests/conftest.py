@@ -86,13 +86,14 @@ def postgres_url() -> Iterator[str]:
     yield from _server_db(POSTGRES_SERVER, "postgres")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database: SQLite, then MariaDB."""
+    """The URL of an empty database: SQLite, MariaDB, then PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/mirror.db"
     else:
-        yield request.getfixturevalue("mysql_url")
+        yield request.getfixturevalue(f"{request.param}_url")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql),
