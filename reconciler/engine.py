@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.clock import now_ms, utcnow
@@ -96,7 +96,6 @@ class _PassState:
     started_empty: bool = False  # full listing of a calendar with no rows: nothing to load or sweep
     max_server_ms: int | None = None
     listing_updated_ms: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 LeaseKeeper = Callable[[], None]
