@@ -190,15 +190,15 @@ class CalendarSync:
         since = from_millis(cursor - self.settings.updated_min_overlap * 1000)
         state = _PassState()
         try:
-            for page, is_last in self._pages(row.calendar_id,
-                                             updated_min=format_rfc3339(since)):
-                updates = None
+            for page, _is_last in self._pages(row.calendar_id,
+                                              updated_min=format_rfc3339(since)):
                 self._apply_page(row, page, state, result, None)
-                if is_last:
-                    updates = {"updated_min_cursor_ms": max(cursor, state.max_server_ms or cursor)}
-                    Calendar.update(updates).where(Calendar.id == row.id).execute()
         except UpdatedMinTooOld:
             self._full_pass(row, result, "updatedMin too long ago (410)")
+            return
+        # The cursor moves only after every page is applied, with the pass's outcome.
+        result.pending_updates = {
+            "updated_min_cursor_ms": max(cursor, state.max_server_ms or cursor)}
 
     # -- pages ----------------------------------------------------------------
 
