@@ -27,6 +27,7 @@ def run_once(config: Config, *, only: Sequence[str] = (), full: bool = False,
     """Run one pass; return the exit status (0 all synced, 1 any failed)."""
     service = Service(config)
     try:
+        service.check_credentials()
         rows, failures = service.resolve_calendars()
         if only:
             known = {row.calendar_id: row for row in rows}

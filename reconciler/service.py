@@ -327,7 +327,16 @@ class Service:
 
     @staticmethod
     def _failure(subject: str, exc: BaseException) -> Failure:
-        return Failure(subject, str(exc), type(exc).__name__)
+        message = str(exc)
+        if message.startswith(f"{subject}: "):  # the error already names the account
+            message = message[len(subject) + 2:]
+        return Failure(subject, message, type(exc).__name__)
+
+    def check_credentials(self) -> None:
+        """Load every account's credentials now (no network): a missing or malformed
+        file is a config error, reported before any calendar is touched."""
+        for account in self.config.accounts:
+            self.credentials_for(account.name)
 
     def run_pass(self, rows: Iterable[Calendar], *, force_full: bool = False,
                  concurrency: int | None = None, lease_wait: float | None = None) -> PassReport:

@@ -173,3 +173,15 @@ def test_once_verify_fails_when_the_mirror_drifted_and_repairs_it(
     assert_mirror_exact(calendar_emulator, TEAM)
     again = run_cli(calendar_emulator, "-c", str(path), "once", "--verify")
     assert again.returncode == 0, again.stderr
+
+
+def test_malformed_credentials_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "key.json").write_text('{"type": "something_else"}')
+    path = tmp_path / "r.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/m.db"\n[[accounts]]\nname = "ops"\n'
+                    'credentials = "key.json"\ncalendars = ["team@group.calendar.google.com"]\n')
+    result = run_cli(None, "-c", str(path), "once",
+                     env={"GOOGLE_CALENDAR_EMULATOR_HOST": ""})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "account ops" in lines[0] and "key.json" in lines[0]
