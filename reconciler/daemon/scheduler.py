@@ -174,6 +174,7 @@ class Daemon:
 
     def start(self) -> None:
         """Resolve the calendars, schedule their first passes, start serving."""
+        self.service.check_credentials()  # a malformed key file: exit 2 before scheduling
         Account.update(next_auth_retry=self.process_started).where(
             (Account.state == "needs_reauth") & (Account.next_auth_retry > self.process_started)
         ).execute()  # a restart tries parked accounts once (the credentials may be fixed)
