@@ -26,17 +26,26 @@ def calendar_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.fixture
-def calendar_service(calendar_emulator: Emulator) -> Any:
-    """A real google-api-python-client service talking to ``calendar_emulator``."""
+def build_client(base_url: str, credentials: Any = None) -> Any:
+    """A real google-api-python-client service that talks to the emulator at ``base_url``.
+
+    ``credentials`` default to anonymous ones; pass e.g. user credentials whose
+    ``token_uri`` is the emulator's ``/token`` to exercise refresh flows.
+    """
     from google.auth.credentials import AnonymousCredentials
     from googleapiclient.discovery import build
 
     return build(
         "calendar",
         "v3",
-        credentials=AnonymousCredentials(),
+        credentials=credentials if credentials is not None else AnonymousCredentials(),
         static_discovery=True,
-        client_options={"api_endpoint": calendar_emulator.base_url},
+        client_options={"api_endpoint": base_url},
         cache_discovery=False,
     )
+
+
+@pytest.fixture
+def calendar_service(calendar_emulator: Emulator) -> Any:
+    """A real google-api-python-client service talking to ``calendar_emulator``."""
+    return build_client(calendar_emulator.base_url)

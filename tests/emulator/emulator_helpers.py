@@ -12,20 +12,11 @@ SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 def build_service(base_url: str, token: str | None = None) -> Any:
     """A google-api-python-client Calendar service for ``base_url`` (as user ``token``)."""
     import google.oauth2.credentials
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient.discovery import build
 
-    creds: Any = AnonymousCredentials()
-    if token is not None:
-        creds = google.oauth2.credentials.Credentials(token)
-    return build(
-        "calendar",
-        "v3",
-        credentials=creds,
-        static_discovery=True,
-        client_options={"api_endpoint": base_url},
-        cache_discovery=False,
-    )
+    from reconciler.emulator.pytest_plugin import build_client
+
+    creds = google.oauth2.credentials.Credentials(token) if token is not None else None
+    return build_client(base_url, creds)
 
 
 def sample(name: str) -> Any:

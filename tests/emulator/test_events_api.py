@@ -311,7 +311,8 @@ def test_calendars_get_and_token_endpoint(emu: Any, svc: Any) -> None:
 def test_google_auth_refresh_through_token_endpoint(emu: Any) -> None:
     import google.auth.exceptions
     import google.oauth2.credentials
-    from googleapiclient.discovery import build
+
+    from reconciler.emulator.pytest_plugin import build_client
 
     def creds() -> Any:
         return google.oauth2.credentials.Credentials(
@@ -322,23 +323,9 @@ def test_google_auth_refresh_through_token_endpoint(emu: Any) -> None:
             client_secret="s",
         )
 
-    svc = build(
-        "calendar",
-        "v3",
-        credentials=creds(),
-        static_discovery=True,
-        client_options={"api_endpoint": emu.base_url},
-        cache_discovery=False,
-    )
+    svc = build_client(emu.base_url, creds())
     assert svc.calendarList().list().execute()["items"][0]["id"] == "carol@example.com"
     emu.revoke_refresh_token("emulator-user:carol@example.com")
-    svc = build(
-        "calendar",
-        "v3",
-        credentials=creds(),
-        static_discovery=True,
-        client_options={"api_endpoint": emu.base_url},
-        cache_discovery=False,
-    )
+    svc = build_client(emu.base_url, creds())
     with pytest.raises(google.auth.exceptions.RefreshError):
         svc.calendarList().list().execute()
