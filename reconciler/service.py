@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import google.auth.credentials
 
@@ -270,9 +271,23 @@ class Service:
         Raises the project error on failure (after recording it).
         """
         self.claim(row, lease_wait)
-        released = False
         try:
             fresh = Calendar.get_by_id(row.id)
+        except BaseException:
+            leases.release(row.id, self.owner)
+            raise
+        return self.sync_claimed(fresh, force_full=force_full)
+
+    def sync_claimed(self, fresh: Calendar, *, force_full: bool = False,
+                     on_success: Callable[[], dict[str, Any]] | None = None) -> SyncResult:
+        """Sync a calendar whose lease this process holds (``fresh``: its row read after
+        the claim), record the outcome and release the lease.
+
+        ``on_success`` supplies more calendar columns (the scheduler's next due
+        time) for the one UPDATE that records a successful pass.
+        """
+        released = False
+        try:
             engine = self.engine_for(fresh.account)
             engine.keep_lease = self._keep_lease(fresh)
             try:
@@ -282,14 +297,17 @@ class Service:
             except ReconcilerError as exc:
                 self._record_failure(fresh, exc)
                 raise
-            calendars.record_success(fresh.id, result.mode, self.owner, result.pending_updates)
+            updates = dict(result.pending_updates or {})
+            if on_success is not None:
+                updates.update(on_success())
+            calendars.record_success(fresh.id, result.mode, self.owner, updates)
             released = True
             self._note_account_ok(fresh.account)
             log.info(describe(result))
             return result
         finally:
             if not released:
-                leases.release(row.id, self.owner)
+                leases.release(fresh.id, self.owner)
 
     def _record_failure(self, row: Calendar, exc: ReconcilerError) -> None:
         gone = isinstance(exc, CalendarNotFound)

@@ -497,8 +497,14 @@ class Daemon:
             return False
         seen = int(fresh.sync_request_seq or 0)
         requested = fresh.sync_requested_at is not None
+
+        def next_due() -> dict[str, Any]:
+            # Stored in the same UPDATE that records the pass and releases the lease.
+            return {"next_due": next_after_pass(started, cal.interval, utcnow())}
+
         try:
-            result = svc.sync_calendar(fresh, lease_wait=0)
+            # Already claimed and re-read above: no second claim, no second read.
+            result = svc.sync_claimed(fresh, on_success=next_due)
             self.metrics.record_pass(result)
             if requested:
                 self.metrics.sync_requests.inc()
@@ -516,9 +522,7 @@ class Daemon:
         cal.first = False
         cal.failures = 0
         answered = calendars.clear_sync_request(cal.pk, seen)
-        due = next_after_pass(started, cal.interval, utcnow())
-        calendars.set_next_due(cal.pk, due)
-        self._schedule(cal, due)
+        self._schedule(cal, next_after_pass(started, cal.interval, utcnow()))
         return not answered
 
     def _skip(self, cal: _Cal, decision: Plan, started: dt.datetime) -> bool:
