@@ -37,7 +37,7 @@ from reconciler.google.client import ApiPool, CalendarApi
 from reconciler.google.credentials import load_credentials
 from reconciler.google.retry import RetryPolicy
 from reconciler.store import calendars, leases
-from reconciler.store.models import Account, Calendar
+from reconciler.store.models import Account, Calendar, key_of
 
 log = logging.getLogger("reconciler.service")
 
@@ -194,10 +194,13 @@ class Service:
                     seen_by.append((item.calendar_id, account.name, account.interval, "discover",
                                     item.summary))
         chosen = discovery.assign(seen_by)
+        # One query for every known row, instead of one (or more) per calendar.
+        existing = {row.calendar_key: row for row in Calendar.select()}
         rows: list[Calendar] = []
         for calendar_id, (account_name, interval, source, summary) in chosen.items():
             row = calendars.ensure_calendar(calendar_id, account_name, source=source,
-                                            interval=interval, summary=summary)
+                                            interval=interval, summary=summary,
+                                            known=existing.get(key_of(calendar_id)))
             if row.account != account_name:
                 log.info("calendar %s: now synced by account %s (was %s)", calendar_id,
                          account_name, row.account)
@@ -205,8 +208,8 @@ class Service:
                 row.account = account_name
             rows.append(row)
         wanted = {row.id for row in rows}
-        for row in Calendar.select().where(~Calendar.removed):
-            if row.id not in wanted:
+        for row in existing.values():
+            if not row.removed and row.id not in wanted:
                 log.info("calendar %s: no longer configured or listed; stopped polling, rows kept",
                          row.calendar_id)
                 calendars.mark_removed(row.id)

@@ -49,7 +49,7 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
 _PASS_THROUGH = (peewee.CharField, peewee.TextField, peewee.IntegerField,
                  peewee.BigIntegerField, peewee.ForeignKeyField)
 
-_SQL_CACHE: dict[tuple[str, str], str] = {}
+_SQL_CACHE: dict[tuple[Any, ...], str] = {}
 
 
 def write_many(name: str, columns: Sequence[peewee.Field],
@@ -72,15 +72,25 @@ def write_many(name: str, columns: Sequence[peewee.Field],
         build(rows[start:start + 500], kind).execute()
 
 
+def cached_sql(key: tuple[Any, ...], render: Callable[[], Any], params: int) -> str:
+    """The SQL text of a query Peewee renders once per ``key`` (name, dialect, width).
+
+    Rendering is the cost on the hot path, not the database's work; the
+    parameter count is checked so a literal that crept in can never misalign
+    the values bound later.
+    """
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        sql, bound = render().sql()
+        if len(bound) != params:
+            raise RuntimeError(f"statement {key}: expected {params} parameters, got {len(bound)}")
+        _SQL_CACHE[key] = sql
+    return str(sql)
+
+
 def statement_for(name: str, kind: str,
                   build: Callable[[Sequence[tuple[Any, ...]], str], Any], width: int) -> str:
     """The SQL text of a one-row statement Peewee renders, cached per dialect."""
-    sql = _SQL_CACHE.get((name, kind))
-    if sql is None:
-        sql, params = build([tuple(range(width))], kind).sql()
-        if len(params) != width:  # a literal crept in; never bind a misaligned row
-            raise RuntimeError(f"statement {name}: expected {width} parameters, got {len(params)}")
-        _SQL_CACHE[(name, kind)] = sql
-    return str(sql)
+    return cached_sql((name, kind), lambda: build([tuple(range(width))], kind), width)
 
 

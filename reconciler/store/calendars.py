@@ -37,15 +37,33 @@ def get_calendar(calendar_id: str) -> Calendar | None:
     return Calendar.get_or_none(Calendar.calendar_key == key_of(calendar_id))
 
 
+def _changes_for(row: Calendar, source: str, interval: int | None,
+                 summary: str | None) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if row.removed:
+        changes["removed"] = False
+    if row.gone and source == "discover":
+        changes["gone"] = False
+    if interval != row.interval:
+        changes["interval"] = interval
+    if summary is not None and summary != row.summary:
+        changes["summary"] = summary
+    return changes
+
+
 def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
-                    interval: int | None = None, summary: str | None = None) -> Calendar:
+                    interval: int | None = None, summary: str | None = None,
+                    known: Calendar | None = None) -> Calendar:
     """Register a calendar to mirror under ``account``; an existing row keeps its state.
 
     A calendar seen again after being marked removed is un-removed; a calendar
     that another account already syncs stays with that account unless the
-    caller reassigns it with :func:`reassign`.
+    caller reassigns it with :func:`reassign`. ``known`` is the row as the
+    caller already read it: when nothing about it changes, no query is made.
     """
-    if get_calendar(calendar_id) is None:
+    if known is not None and not _changes_for(known, source, interval, summary):
+        return known
+    if known is None and get_calendar(calendar_id) is None:
         # Several `run` processes starting together race to create the row: the
         # losers' INSERT hits the unique key, and they use the winner's row.
         try:
@@ -61,15 +79,7 @@ def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
             return Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
                                    account=account, source=source, interval=interval,
                                    summary=summary)
-        changes: dict[str, Any] = {}
-        if row.removed:
-            changes["removed"] = False
-        if row.gone and source == "discover":
-            changes["gone"] = False
-        if interval != row.interval:
-            changes["interval"] = interval
-        if summary is not None and summary != row.summary:
-            changes["summary"] = summary
+        changes = _changes_for(row, source, interval, summary)
         if changes:
             Calendar.update(changes).where(Calendar.id == row.id).execute()
             for key, value in changes.items():

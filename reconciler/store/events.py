@@ -20,7 +20,7 @@ import peewee
 from reconciler.clock import utcnow
 from reconciler.eventfields import EventFields
 from reconciler.reconcile import CANCELLED, Version
-from reconciler.store.bulk import write_many
+from reconciler.store.bulk import cached_sql, write_many
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
 from reconciler.store.models import Calendar, Event, database_proxy, key_of
@@ -70,21 +70,11 @@ def load_versions(calendar_pk: int, event_ids: Iterable[str]) -> dict[str, Versi
     return found
 
 
-_VERSIONS_SQL: dict[tuple[str, int], str] = {}
-
-
 def _versions_sql(kind: str, width: int) -> str:
-    sql = _VERSIONS_SQL.get((kind, width))
-    if sql is None:
-        placeholder = [f"k{i:040d}"[:40] for i in range(width)]
-        query = (Event
-                 .select(Event.event_id, Event.etag, Event.updated_ms, Event.sequence, Event.status)
-                 .where((Event.calendar == -1) & (Event.event_key.in_(placeholder))))
-        sql, params = query.sql()
-        if len(params) != width + 1:
-            raise RuntimeError(f"versions query: expected {width + 1} parameters, got {len(params)}")
-        _VERSIONS_SQL[(kind, width)] = sql
-    return str(sql)
+    return cached_sql(("versions", kind, width), lambda: (
+        Event.select(Event.event_id, Event.etag, Event.updated_ms, Event.sequence, Event.status)
+        .where((Event.calendar == -1)
+               & (Event.event_key.in_([f"k{i:039d}" for i in range(width)])))), width + 1)
 
 
 def has_rows(calendar_pk: int) -> bool:
