@@ -1,6 +1,6 @@
 """Realistic event resources for the benchmarks, generated deterministically.
 
-Each resource is shaped like the captures in /work/shared/samples (creator,
+Each resource is shaped like the captures in tests/data/samples (creator,
 organizer, attendees, conference data, reminders, a description) and weighs
 about 1-2 KB as JSON, so parse, derive and write costs are those of a real
 calendar rather than of ``{"id": ...}`` stubs. The summary carries the version

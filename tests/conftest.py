@@ -23,14 +23,14 @@ from reconciler.store import open_store
 pytest_plugins = ["reconciler.emulator.pytest_plugin"]
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "tests" / "data" / "samples"
 MYSQL_SERVER = os.environ.get("RECONCILER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 POSTGRES_SERVER = os.environ.get("RECONCILER_TEST_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432")
 
 
 def load_sample(name: str) -> Any:
-    """A JSON file from shared/samples."""
+    """A JSON file from tests/data/samples (copied from the shared captures; see SOURCES.md there)."""
     return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 

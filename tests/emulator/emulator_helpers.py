@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
 def build_service(base_url: str, token: str | None = None) -> Any:
