@@ -118,3 +118,17 @@ class UpdatedMinTooOld(GoogleError):
 
 class BadRequest(GoogleError):
     """Google rejected the request as malformed."""
+
+
+def first_line(error: object) -> str:
+    """The first non-blank line of an error's text, or its type's name.
+
+    Driver and library messages often run over several lines (PostgreSQL adds
+    DETAIL/HINT lines, tuples print as reprs); a user sees one line, so every
+    boundary that wraps a foreign error uses this one helper.
+    """
+    text = str(error)
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__
