@@ -216,7 +216,8 @@ class SyncConfig:
     ] = "sync_token"
     interval: Annotated[
         Seconds,
-        Field(ge=1, le=MAX_INTERVAL, description="Seconds between the starts of two polls of one calendar."),
+        Field(ge=1, le=MAX_INTERVAL,
+              description="Seconds between the starts of two polls of one calendar."),
     ] = 300
     page_size: Annotated[
         Int, Field(ge=1, le=2500, description="Events requested per events.list page."),
@@ -226,16 +227,19 @@ class SyncConfig:
     ] = 4
     lease_time: Annotated[
         Seconds,
-        Field(ge=5, le=HOUR, description="Seconds a calendar's lease is held; renewed during long syncs."),
+        Field(ge=5, le=HOUR,
+              description="Seconds a calendar's lease is held; renewed during long syncs."),
     ] = 60
     updated_min_overlap: Annotated[
         Seconds,
-        Field(ge=0, le=DAY, description="mode = updated_min: seconds subtracted from the last seen "
+        Field(ge=0, le=DAY,
+              description="mode = updated_min: seconds subtracted from the last seen "
                           "server time."),
     ] = 60
     updated_min_full_after: Annotated[
         Seconds,
-        Field(ge=1, le=MAX_LONG_SPAN, description="mode = updated_min: full listing when the cursor is older "
+        Field(ge=1, le=MAX_LONG_SPAN,
+              description="mode = updated_min: full listing when the cursor is older "
                           "than this."),
     ] = 21 * DAY
     audit_interval: Annotated[
@@ -250,7 +254,8 @@ class SyncConfig:
     ] = 0.1
     backoff_max: Annotated[
         Seconds,
-        Field(ge=1, le=MAX_INTERVAL, description="Upper bound of the back-off after consecutive failures."),
+        Field(ge=1, le=MAX_INTERVAL,
+              description="Upper bound of the back-off after consecutive failures."),
     ] = HOUR
     purge_removed: Annotated[
         Bool, Field(description="Delete rows of calendars that left calendarList."),
