@@ -20,6 +20,8 @@ Invariants:
   ERROR, and APScheduler's "maximum number of running instances" is demoted to
   DEBUG.
 - Tokens never reach the logs above DEBUG: no module logs request URLs.
+- ``warnings.warn`` output is captured into logging (logger ``py.warnings``), so
+  it follows the format too.
 - The handler looks ``sys.stderr`` up on every line, so a live display that
   redirects stderr (``rich``) or a test that captures it sees every line.
 """
@@ -197,6 +199,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("reconciler").setLevel(numeric)
     for name, floor in _LIBRARY_FLOORS.items():
         logging.getLogger(name).setLevel(max(floor, numeric))
+    # Python warnings (a library's DeprecationWarning...) become log lines in the same format.
+    logging.captureWarnings(True)
     for name, fragment in _DEMOTED:
         logger = logging.getLogger(name)
         logger.filters[:] = [f for f in logger.filters if not isinstance(f, _Demote)]

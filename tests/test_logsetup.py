@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.logsetup import configure_logging, get_logger, log_failure, log_pass
-from tests.helpers import run_cli, write_config
+from tests.helpers import REPO, run_cli, write_config
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TEAM = "team@group.calendar.google.com"
@@ -29,6 +32,7 @@ def restore_logging() -> Iterator[None]:
     saved = {name: (logging.getLogger(name).level, logging.getLogger(name).filters[:])
              for name in names}
     yield
+    logging.captureWarnings(False)
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
     for name, (level, filters) in saved.items():
@@ -127,6 +131,19 @@ def test_library_loggers_do_not_repeat_what_the_project_reports(
     logging.getLogger("apscheduler.scheduler").warning(skipped)
     (line,) = json_lines(capsys.readouterr().err)
     assert line["level"] == "DEBUG" and "maximum number of running instances" in line["event"]
+
+
+def test_python_warnings_follow_the_format_too() -> None:
+    code = ("import warnings; from reconciler.logsetup import configure_logging; "
+            "configure_logging('INFO', 'json'); "
+            "warnings.warn('old API', DeprecationWarning, stacklevel=1); "
+            "warnings.warn('odd value', UserWarning, stacklevel=1)")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                            text=True, timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    lines = json_lines(result.stderr)
+    assert [line["logger"] for line in lines] == ["py.warnings", "py.warnings"]
+    assert "DeprecationWarning: old API" in lines[0]["event"]
 
 
 def test_reconfiguring_keeps_one_handler(capsys: pytest.CaptureFixture[str]) -> None:
