@@ -19,7 +19,7 @@ import datetime as dt
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -298,8 +298,3 @@ def from_validation_error(
         problems.append((rank(root, loc), Problem(prefix + loc, text, source, unknown)))
     problems.sort(key=lambda pair: pair[0])
     return [problem for _, problem in problems]
-
-
-def lines(problems: Iterable[Problem], default_source: str) -> list[str]:
-    """The user-facing lines, one per problem."""
-    return [p.line(default_source) for p in problems]
