@@ -203,7 +203,6 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
             return google.oauth2.credentials.Credentials(token=EMULATOR_TOKEN_PREFIX + subject)
         return google.auth.credentials.AnonymousCredentials()
     info = _read_json(path, account)
-    check_permissions(path)
     kind = info.get("type")
     try:
         if kind == "service_account":
@@ -213,6 +212,7 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
             sa._account = account
             sa._client_id_for_advice = info.get("client_id") if isinstance(
                 info.get("client_id"), str) else None
+            check_permissions(path)
             return sa
         if kind == "authorized_user":
             user = PersistingUserCredentials.from_authorized_user_info(info, scopes=SCOPES)
@@ -222,6 +222,7 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
                 user = user.with_token_uri(info["token_uri"])
             user._store_path = path
             user._account = account
+            check_permissions(path)
             return user
     except (ValueError, KeyError) as exc:
         raise ConfigError(
