@@ -253,6 +253,7 @@ def _register_optional_commands() -> None:
         ("reconciler.daemon.cli", "run_command", "run"),
         ("reconciler.watch.cli", "receiver_command", "receiver"),
         ("reconciler.watch.cli", "watch_group", "watch"),
+        ("reconciler.cli_auth", "auth", "auth"),
     ):
         try:
             module = importlib.import_module(module_name)

@@ -21,6 +21,7 @@ from . import errors, events, listing
 from .clock import Clock
 from .faults import Fault, FaultBook
 from .model import Calendar, Membership, dumps
+from .oauth import AccessTokenExpired, OAuthProvider
 from .tokens import TokenCodec
 from .watch import ChannelHub
 
@@ -73,6 +74,7 @@ class Emulator:
         self.acl_generation = secrets.token_hex(4)
         self.revoked_refresh: set[str] = set()
         self.revoked_access: set[str] = set()
+        self.oauth = OAuthProvider(self.clock, default_user)
         self._log: list[RequestRecord] = []
         self._empty_pages: dict[str | None, int] = {}
         self.base_url = ""
@@ -86,6 +88,12 @@ class Emulator:
         token = authorization[7:].strip()
         if token in self.revoked_access:
             raise errors.auth_error()
+        try:
+            issued = self.oauth.user_of_access_token(token)
+        except AccessTokenExpired:
+            raise errors.auth_error() from None
+        if issued is not None:
+            return issued
         if token.startswith(USER_TOKEN_PREFIX) and len(token) > len(USER_TOKEN_PREFIX):
             return token[len(USER_TOKEN_PREFIX) :]
         return self.default_user
@@ -218,8 +226,11 @@ class Emulator:
         self.hub.stop(body)
 
     def oauth_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """The OAuth token endpoint: refresh-token and JWT-bearer grants."""
+        """The OAuth token endpoint: authorization-code, refresh-token and JWT-bearer grants
+        (access tokens expire on the emulator clock; see ``oauth.py``)."""
         grant = form.get("grant_type", "")
+        if grant == "authorization_code":
+            return self.oauth.exchange_code(form)
         if grant == "refresh_token":
             rt = form.get("refresh_token", "")
             if not rt or rt in self.revoked_refresh:
@@ -227,8 +238,8 @@ class Emulator:
                     "error": "invalid_grant",
                     "error_description": "Token has been expired or revoked.",
                 }
-            token = rt if rt.startswith(USER_TOKEN_PREFIX) else "emulator-access-" + secrets.token_hex(12)
-        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return 200, self.oauth.issue_access(self.oauth.user_of_refresh_token(rt) or self.default_user)
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             claims: dict[str, Any] = {}
             try:
                 part = form.get("assertion", "").split(".")[1]

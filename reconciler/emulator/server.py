@@ -1,4 +1,4 @@
-"""The HTTP front end: Calendar v3 routes, the OAuth token endpoint and ``/_emulator/``.
+"""The HTTP front end: Calendar v3 routes, the OAuth endpoints and ``/_emulator/``.
 
 A standard-library ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive;
 every response is written in one ``write`` with an exact Content-Length, so a
@@ -22,11 +22,15 @@ from typing import Any
 from . import errors
 from .control import handle_control
 from .emulator import Emulator, RequestRecord
+from .oauth import form_with_basic_auth
+
+OAUTH_AUTHORIZE_PATH = "/o/oauth2/auth"
 
 API_PREFIX = "/calendar/v3/"
 JSON_TYPE = "application/json; charset=UTF-8"
 _REASONS = {
     200: "OK",
+    302: "Found",
     204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
@@ -182,8 +186,13 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if url.path == "/token" and self.command == "POST":
             form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items()}
-            status, payload = emu.oauth_token(form)
+            status, payload = emu.oauth_token(form_with_basic_auth(form, self.headers.get("Authorization")))
             self._send(status, json.dumps(payload).encode())
+            return
+        if url.path == OAUTH_AUTHORIZE_PATH and self.command == "GET":
+            query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+            status, headers, payload = emu.oauth.authorize(query)
+            self._send(status, json.dumps(payload).encode() if payload else b"", headers)
             return
         if url.path.startswith("/_emulator/"):
             status, out = handle_control(emu, self.command, url.path[len("/_emulator/") :], url.query, body)
