@@ -120,7 +120,7 @@ class Emulator:
             raise errors.not_found()
         return cal
 
-    def _limits(self, cal_key: str | None) -> listing.Limits:
+    def _limits(self, cal_key: str | None, repeat_page_token: bool = False) -> listing.Limits:
         force = False
         for key in (cal_key, None):
             if self._empty_pages.get(key, 0) > 0:
@@ -132,15 +132,19 @@ class Emulator:
             int(self.token_retention.total_seconds() * 1000),
             int(self.updated_min_limit.total_seconds() * 1000),
             force,
+            repeat_page_token,
         )
 
     # ----------------------------------------------------------------- API paths
-    def api_list_events(self, user: str, cal_id: str, params: listing.Params) -> bytes:
-        """events.list."""
+    def api_list_events(
+        self, user: str, cal_id: str, params: listing.Params, repeat_page_token: bool = False
+    ) -> bytes:
+        """events.list (``repeat_page_token``: the hostile never-ending listing fault)."""
         with self.lock:
             cal = self.resolve(user, cal_id)
             role = cal.role_of(user) or "reader"
-            return listing.list_events(cal, role, params, self.codec, self._limits(cal.id))
+            limits = self._limits(cal.id, repeat_page_token)
+            return listing.list_events(cal, role, params, self.codec, limits)
 
     def api_instances(self, user: str, cal_id: str, event_id: str, params: listing.Params) -> bytes:
         """events.instances."""
@@ -449,12 +453,16 @@ class Emulator:
         kind: str = "status",
         status: int = 500,
         reason: str | None = None,
-        count: int = 1,
+        count: int | None = 1,
         retry_after: float | None = None,
         stall_seconds: float = 0.0,
         methods: set[str] | list[str] | None = None,
     ) -> Fault:
-        """Make the next ``count`` matching API requests fail ("status"), stall or drop."""
+        """Make the next ``count`` matching API requests (None: all) misbehave as ``kind`` says.
+
+        Kinds: "status", "stall", "drop", "repeat_page_token", "html", "json_array",
+        "empty", "truncated"; see :mod:`reconciler.emulator.faults`.
+        """
         return self.faults.add(calendar_id, kind, status, reason, count, retry_after, stall_seconds, methods)
 
     def set_latency(self, fixed_ms: float = 0.0, per_item_ms: float = 0.0, jitter_ms: float = 0.0) -> None:

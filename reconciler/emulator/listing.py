@@ -72,6 +72,9 @@ EVENT_TYPES = frozenset(
 )  # the ``eventTypes`` enum of the discovery document
 
 
+_PAST_LAST_ID = "\U0010ffff"  # sorts after every event id: a cursor past the last one
+
+
 @dataclass
 class Limits:
     """The clock reading and retention limits one request is judged against."""
@@ -80,6 +83,7 @@ class Limits:
     token_retention_ms: int
     updated_min_limit_ms: int
     force_empty: bool = False
+    repeat_page_token: bool = False  # hostile fault: every page says "more", same token
 
 
 def one(params: Params, name: str) -> str | None:
@@ -308,11 +312,16 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
             payload["t"] = types  # the filter the token is valid for
         return codec.encode(payload)
 
+    def finish(items: list[bytes], end: dict[str, Any]) -> bytes:
+        if limits.repeat_page_token:  # never end: answer the token asked with (or one past the end)
+            head.pop("nextSyncToken", None)
+            head["nextPageToken"] = one(params, "pageToken") or head.get("nextPageToken") or token(end)
+        return _envelope(head, items)
+
     if limits.force_empty:
-        head["nextPageToken"] = token(
-            {"a": page.get("a"), "o": page.get("o", 0)} if page else {"a": None, "o": 0}
-        )
-        return _envelope(head, [])
+        cursor = {"a": page.get("a"), "o": page.get("o", 0)} if page else {"a": None, "o": 0}
+        head["nextPageToken"] = token(cursor)
+        return finish([], cursor)
     if not single and order is None:
         after = page.get("a") if page else None
         i = bisect.bisect_right(candidates, after) if after is not None else 0
@@ -328,7 +337,7 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
             head["nextPageToken"] = token({"a": candidates[i - 1]})
         else:
             head["nextSyncToken"] = sync_token()
-        return _envelope(head, items)
+        return finish(items, {"a": _PAST_LAST_ID})
     rows = _materialise(cal, candidates, match, single, include_cancelled, tmin, tmax)
     if order == "startTime":
         rows.sort(key=lambda r: (r[0], r[1]))
@@ -342,7 +351,7 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
         head["nextPageToken"] = token({"o": offset + limit})
     elif order is None:
         head["nextSyncToken"] = sync_token()
-    return _envelope(head, [r[3] for r in chunk])
+    return finish([r[3] for r in chunk], {"o": max(len(rows), offset + limit)})
 
 
 _MIN = datetime.min.replace(tzinfo=None)
