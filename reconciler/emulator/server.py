@@ -81,6 +81,11 @@ class EmulatorServer(ThreadingHTTPServer):
             self.open_sockets.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about connections cut by :meth:`close_all` while stopping."""
+        if not self.stopping.is_set():
+            super().handle_error(request, client_address)
+
     def close_all(self) -> None:
         """Wake sleeping handlers and shut down every open client connection."""
         self.stopping.set()
