@@ -286,34 +286,71 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Columns in the order shown, with the width each needs at least; when the
+# terminal is narrower than the sum, the least important (highest rank) go first.
+_COLUMNS = (  # (header, minimum width, drop rank: 0 never dropped)
+    ("NAME", 10, 3), ("CALENDAR", 16, 0), ("ACCOUNT", 7, 5), ("STATE", 12, 0), ("EVENTS", 6, 6),
+    ("LAST SUCCESS", 12, 1), ("FAILS", 5, 7), ("LAG", 6, 2), ("CHANNEL", 7, 8),
+    ("LAST ERROR", 10, 4),
+)
+
+
+def fit_columns(width: int, named: bool, calendar_width: int = 16) -> list[str]:
+    """The headers to show in ``width`` columns: all that fit, dropping the least important.
+
+    ``calendar_width`` is what the ids need (capped by the caller): an id cut in
+    two is harder to copy than a missing column.
+    """
+    need = {header: minimum for header, minimum, _rank in _COLUMNS}
+    need["CALENDAR"] = max(need["CALENDAR"], calendar_width)
+    columns = [c for c in _COLUMNS if named or c[0] != "NAME"]
+    gap = 2
+    while len(columns) > 2 and sum(need[c[0]] + gap for c in columns) > width:
+        columns.remove(max(columns, key=lambda c: c[2]))
+    return [c[0] for c in columns]
+
+
+def _cells(row: Mapping[str, Any]) -> dict[str, str]:
+    error = (row["last_error"] or "").splitlines()
+    return {
+        "NAME": _cell(row.get("name")),
+        "CALENDAR": row["calendar"],
+        "ACCOUNT": row["account"],
+        "STATE": row["state"] + (" *" if row.get("syncing") else ""),
+        "EVENTS": _cell(row["events"]),
+        "LAST SUCCESS": (f"{_duration(row['last_success_age_s'])} ago"
+                         if row["last_success_age_s"] is not None else "never"),
+        "FAILS": _cell(row["consecutive_failures"]),
+        "LAG": _duration(row["lag_s"]) if row["lag_s"] else "-",
+        "CHANNEL": _cell(row["channel"]),
+        "LAST ERROR": error[0] if error else "-",
+    }
+
+
 def render_table(rows: list[Row], width: int = 160) -> str:
-    """A table for a terminal ``width`` columns wide (long cells are folded, errors cut)."""
+    """A table for a terminal ``width`` columns wide: columns that do not fit are dropped,
+    long ids fold, errors are cut with an ellipsis."""
     if not rows:
         return "no calendars match"
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False, show_edge=False)
     named = any(r.get("name") and r["name"] != r["calendar"] for r in rows)
-    if named:
-        table.add_column("NAME", overflow="fold", ratio=2)
-    table.add_column("CALENDAR", overflow="fold", ratio=3)
-    table.add_column("ACCOUNT", overflow="fold", ratio=1)
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("EVENTS", justify="right", no_wrap=True)
-    table.add_column("LAST SUCCESS", no_wrap=True)
-    table.add_column("FAILS", justify="right", no_wrap=True)
-    table.add_column("LAG", justify="right", no_wrap=True)
-    table.add_column("CHANNEL", no_wrap=True)
-    table.add_column("LAST ERROR", overflow="ellipsis", no_wrap=True, ratio=3)
-    for row in rows:
-        state = row["state"] + (" *" if row.get("syncing") else "")
-        cells = [_cell(row.get("name")) if named else None, row["calendar"], row["account"], state,
-                 _cell(row["events"]),
-                 f"{_duration(row['last_success_age_s'])} ago" if row["last_success_age_s"]
-                 is not None else "never",
-                 _cell(row["consecutive_failures"]), _duration(row["lag_s"]) if row["lag_s"] else "-",
-                 _cell(row["channel"]), (row["last_error"] or "-").splitlines()[0] if row["last_error"]
-                 else "-"]
-        table.add_row(*(cells if named else cells[1:]))
+    id_width = min(max(len(r["calendar"]) for r in rows), max(16, width // 2))
+    headers = fit_columns(width, named, id_width)
+    minimum = {c[0]: c[1] for c in _COLUMNS} | {"CALENDAR": id_width}
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    cells = [_cells(row) for row in rows]
+    natural = {h: max([len(h)] + [len(c[h]) for c in cells]) for h in headers}
+    # The error takes what the other columns leave, so it never squeezes the ids out.
+    error_width = max(minimum["LAST ERROR"],
+                      width - sum(natural[h] + 4 for h in headers if h != "LAST ERROR"))
+    for header in headers:
+        wraps = header in ("NAME", "CALENDAR", "ACCOUNT")
+        table.add_column(header, min_width=minimum[header], no_wrap=not wraps,
+                         max_width=error_width if header == "LAST ERROR" else None,
+                         overflow="fold" if wraps else "ellipsis",
+                         justify="right" if header in ("EVENTS", "FAILS", "LAG") else "left")
+    for cell in cells:
+        table.add_row(*(cell[h] for h in headers))
     out = io.StringIO()
-    Console(file=out, width=width, no_color=True, highlight=False, soft_wrap=False,
-            force_terminal=False, color_system=None).print(table)
+    Console(file=out, width=width, no_color=True, highlight=False, force_terminal=False,
+            color_system=None).print(table)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines() if line.strip())
