@@ -149,7 +149,7 @@ def test_json_errors_follow_log_format_after_the_subcommand(tmp_path: Path) -> N
     result = run_in(tmp_path, "status", "--log-format", "json")
     assert result.returncode == 1
     entry = json.loads(one_line(result.stderr))
-    assert entry["level"] == "error" and "reconciler.db" in entry["event"]
+    assert entry["level"].lower() == "error" and "reconciler.db" in entry["event"]
     assert entry["time"].endswith("Z")
 
 

@@ -16,8 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ import peewee
 
 from reconciler.config import Config, load_config
 from reconciler.errors import ConfigError, ReconcilerError, first_line
-from reconciler.logsetup import configure_logging
+from reconciler.logsetup import configure_logging, make_formatter
 from reconciler.store import open_store
 
 EXIT_OK = 0
@@ -91,10 +90,10 @@ class Context:
 
     def say_error(self, message: str) -> None:
         """One error line on stderr, following ``--log-format``."""
-        if self.log_format == "json":
-            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            click.echo(json.dumps({"time": now, "level": "error", "logger": "reconciler.cli",
-                                   "event": message}, ensure_ascii=False), err=True)
+        if self.log_format == "json":  # the same shape as every other JSON log line
+            record = logging.makeLogRecord({"name": "reconciler.cli", "levelno": logging.ERROR,
+                                            "levelname": "ERROR", "msg": message})
+            click.echo(make_formatter("json").format(record), err=True)
         else:
             click.echo(f"reconciler: error: {message}", err=True)
 
