@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         Context().say_error("aborted")
         sys.exit(EXIT_FAILED)
     except ReconcilerError as exc:  # raised outside a command (e.g. by an option callback)
-        Context().fail(str(exc), exc.exit_code)
+        Context().report(exc)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -102,21 +102,23 @@ class Context:
         self.say_error(message)
         sys.exit(code)
 
+    def report(self, exc: ReconcilerError) -> NoReturn:
+        """Print ``exc`` (one line per config problem) and exit with its status."""
+        if isinstance(exc, ConfigError):
+            for problem in exc.problems or [str(exc)]:
+                self.say_error(" ".join(str(problem).split("\n")))
+            sys.exit(EXIT_USAGE)
+        self.fail(str(exc), exc.exit_code)
+
     @contextmanager
     def errors(self) -> Iterator[None]:
         """The one mapping from errors to lines and exit statuses (see :data:`EXIT_STATUSES`)."""
         try:
             yield
-        except ConfigError as exc:
-            if self.debug:
-                raise
-            for problem in exc.problems or [str(exc)]:
-                self.say_error(" ".join(str(problem).split("\n")))
-            sys.exit(EXIT_USAGE)
         except ReconcilerError as exc:
             if self.debug:
                 raise
-            self.fail(str(exc), exc.exit_code)
+            self.report(exc)
         except peewee.PeeweeException as exc:  # until every store call maps its own errors
             if self.debug:
                 raise
