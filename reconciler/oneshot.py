@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from reconciler.config import Config
-from reconciler.errors import ConfigError
 from reconciler.service import PassReport, Service
+from reconciler.suggest import require_known
 
 
 def report_failures(report: PassReport) -> None:
@@ -31,11 +31,7 @@ def run_once(config: Config, *, only: Sequence[str] = (), full: bool = False,
         rows, failures = service.resolve_calendars()
         if only:
             known = {row.calendar_id: row for row in rows}
-            unknown = [cid for cid in only if cid not in known]
-            if unknown:
-                raise ConfigError(
-                    f"--calendar {', '.join(unknown)}: not a configured or discovered calendar "
-                    f"(known: {', '.join(sorted(known)) or 'none'})")
+            require_known(only, known)
             rows = [known[cid] for cid in dict.fromkeys(only)]
         report = service.run_pass(rows, force_full=full, concurrency=concurrency)
         report.failures[:0] = [f for f in failures]

@@ -1,6 +1,10 @@
-"""``python -m reconciler.emulator``: the same as ``reconciler emulator``."""
+"""``python -m reconciler.emulator``: the same as ``reconciler emulator``.
 
-from .cli import emulator_command
+An entry point, not part of the emulator package's code: it reaches up to the
+command line (``reconciler.cli.emulator``), as every ``__main__`` may.
+"""
+
+from reconciler.cli.emulator import emulator
 
 if __name__ == "__main__":
-    emulator_command(prog_name="python -m reconciler.emulator")
+    emulator(prog_name="python -m reconciler.emulator")

@@ -16,7 +16,7 @@ Invariants:
 - Plain-HTTP OAuth endpoints are allowed only on loopback hosts (the emulator).
 - Every failure a user can cause is one line (ConfigError: exit 2 for a bad
   client-secrets file or config; AuthFailed: exit 1 for a refused consent).
-- No click here: the command line lives in ``reconciler/cli_auth.py``.
+- No click here: the command line lives in ``reconciler/cli/auth.py``.
 """
 
 from __future__ import annotations

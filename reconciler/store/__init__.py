@@ -2,19 +2,33 @@
 
 ``open_store`` is the one entry point: it connects, binds the models and brings
 the schema up to date, so no command ever runs against an old schema.
+``create=False`` (read-only commands) refuses to create a missing SQLite file:
+a reader run in the wrong folder must not leave an empty database behind.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import peewee
 
+from reconciler.errors import StoreError
 from reconciler.store.db import open_database
 from reconciler.store.migrate import migrate
 from reconciler.store.models import database_proxy
 
 
-def open_store(url: str, *, run_migrations: bool = True) -> peewee.Database:
-    """Connect to ``url``, bind the models to it and apply pending migrations."""
+def open_store(url: str, *, run_migrations: bool = True, create: bool = True) -> peewee.Database:
+    """Connect to ``url``, bind the models to it and apply pending migrations.
+
+    With ``create=False`` a SQLite file that does not exist raises ``StoreError``
+    naming its absolute path, and nothing is created.
+    """
+    if not create:
+        missing = missing_sqlite_file(url)
+        if missing is not None:
+            raise StoreError(f"database {missing} does not exist (check [database] url or -c; "
+                             "`reconciler once` or `reconciler init-db` creates it)")
     db = open_database(url)
     database_proxy.initialize(db)
     if run_migrations:
@@ -22,4 +36,15 @@ def open_store(url: str, *, run_migrations: bool = True) -> peewee.Database:
     return db
 
 
-__all__ = ["open_store"]
+def missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of the SQLite file ``url`` names when that file does not exist."""
+    if not url.lower().startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    file = Path(path).absolute()
+    return None if file.exists() else file
+
+
+__all__ = ["missing_sqlite_file", "open_store"]

@@ -1,4 +1,9 @@
-"""``reconciler emulator``: run the Calendar v3 emulator as a standalone server.
+"""``reconciler emulator`` (also ``python -m reconciler.emulator``): the Calendar v3 emulator
+as a standalone server.
+
+The emulator is a separate tool: this module is the only one outside
+``reconciler.emulator`` (besides the offline tour, :mod:`reconciler.demo`) that
+imports it.
 
 Prints one line with the base URL and the ``GOOGLE_CALENDAR_EMULATOR_HOST`` value,
 serves until SIGINT/SIGTERM and exits 0; with ``--state`` the whole state is
@@ -16,9 +21,9 @@ from types import FrameType
 
 import click
 
-from . import persist, seed
-from .emulator import Emulator
-from .server import ServerHandle
+from reconciler.emulator import persist, seed
+from reconciler.emulator.emulator import Emulator
+from reconciler.emulator.server import ServerHandle
 
 
 @click.command("emulator")
@@ -65,7 +70,7 @@ from .server import ServerHandle
     type=click.FloatRange(0, 3_600_000),
     help="Extra uniform random delay, 0 to this many ms.",
 )
-def emulator_command(
+def emulator(
     host: str,
     port: int,
     seed_spec: str | None,
