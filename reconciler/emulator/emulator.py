@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import secrets
 import threading
 from dataclasses import asdict, dataclass
@@ -19,7 +20,9 @@ from urllib.parse import quote
 
 from . import errors, events, listing
 from .clock import Clock
+from .concurrency import InFlight
 from .faults import Fault, FaultBook
+from .latency import Latency
 from .model import Calendar, Membership, dumps
 from .tokens import TokenCodec
 from .watch import ChannelHub
@@ -41,6 +44,7 @@ class RequestRecord:
     end: float
     status: int
     thread: str
+    delay: float = 0.0  # seconds of configured latency this answer waited
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (used by the HTTP control API)."""
@@ -56,8 +60,12 @@ class Emulator:
         token_retention: timedelta = timedelta(days=7),
         updated_min_limit: timedelta = timedelta(days=29),
         secret: bytes | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        """Create an empty emulator; calendars appear via :meth:`add_calendar` or on use."""
+        """Create an empty emulator; calendars appear via :meth:`add_calendar` or on use.
+
+        ``rng`` draws latency jitter (pass a seeded ``random.Random`` for reproducible runs).
+        """
         self.default_user = default_user
         self.token_retention = token_retention
         self.updated_min_limit = updated_min_limit
@@ -65,6 +73,8 @@ class Emulator:
         self.clock = Clock()
         self.codec = TokenCodec(secret)
         self.faults = FaultBook()
+        self.latency = Latency(rng)
+        self.in_flight = InFlight()
         self.hub = ChannelHub(self.clock)
         self.calendars: dict[str, Calendar] = {}
         self.removed: dict[str, Calendar] = {}
@@ -446,6 +456,24 @@ class Emulator:
     ) -> Fault:
         """Make the next ``count`` matching API requests fail ("status"), stall or drop."""
         return self.faults.add(calendar_id, kind, status, reason, count, retry_after, stall_seconds, methods)
+
+    def set_latency(self, fixed_ms: float = 0.0, per_item_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        """Delay every API answer by fixed + per_item * items returned + uniform(0, jitter) ms.
+
+        The delay is slept in the request's own thread with no lock held, so
+        concurrent requests overlap as they do against Google. All zero: no delay.
+        """
+        self.latency.set(fixed_ms, per_item_ms, jitter_ms)
+
+    def concurrency(self, reset: bool = False) -> dict[str, int]:
+        """API requests in flight now and the most at once since the last reset.
+
+        With ``reset`` the high-water mark restarts (after the snapshot is taken).
+        """
+        snap = self.in_flight.snapshot()
+        if reset:
+            self.in_flight.reset()
+        return snap
 
     def clear_faults(self) -> None:
         """Disarm every injected fault."""

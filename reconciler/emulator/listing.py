@@ -147,8 +147,16 @@ def _sync_seq(
     return int(st["s"])
 
 
+class Page(bytes):
+    """A serialised list page that also knows how many items it carries (for latency)."""
+
+    item_count: int = 0
+
+
 def _envelope(head: dict[str, Any], items: list[bytes]) -> bytes:
-    return dumps(head)[:-1] + b',"items":[' + b",".join(items) + b"]}"
+    page = Page(dumps(head)[:-1] + b',"items":[' + b",".join(items) + b"]}")
+    page.item_count = len(items)
+    return page
 
 
 def _cal_head(cal: Calendar, role: str) -> dict[str, Any]:

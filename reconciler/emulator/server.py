@@ -4,6 +4,13 @@ A standard-library ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive;
 every response is written in one ``write`` with an exact Content-Length, so a
 google-api-python-client (httplib2) or aiohttp client reuses its connection.
 Injected faults are applied here, after routing and before the handler runs.
+
+Threading model: one thread per connection (``ThreadingHTTPServer``), so every
+client connection is served concurrently. Configured latency
+(:meth:`Emulator.set_latency`) and ``stall`` faults sleep in that connection's
+thread, after the answer is computed and with no lock held, so delayed requests
+overlap; the sleep ends early when the server stops. Every request except the
+``/_emulator/`` control API is delayed and counted in ``Emulator.in_flight``.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
         self._sock_lock = threading.Lock()
+        self.stopping = threading.Event()
         super().__init__(address, Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -73,7 +81,8 @@ class EmulatorServer(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def close_all(self) -> None:
-        """Shut down every open client connection."""
+        """Wake sleeping handlers and shut down every open client connection."""
+        self.stopping.set()
         with self._sock_lock:
             socks = list(self.open_sockets)
         for s in socks:
@@ -125,29 +134,62 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 300
     server: EmulatorServer
+    _delayed = False  # whether this request has had its latency already
+    _counted = False  # whether this request is still counted in flight
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging (it would dominate benchmark time)."""
 
     def do_GET(self) -> None:
         """Dispatch GET."""
-        self._handle()
+        self._serve()
 
     def do_POST(self) -> None:
         """Dispatch POST."""
-        self._handle()
+        self._serve()
 
     def do_PUT(self) -> None:
         """Dispatch PUT."""
-        self._handle()
+        self._serve()
 
     def do_PATCH(self) -> None:
         """Dispatch PATCH."""
-        self._handle()
+        self._serve()
 
     def do_DELETE(self) -> None:
         """Dispatch DELETE."""
-        self._handle()
+        self._serve()
+
+    def _serve(self) -> None:
+        """Answer one request, counted in flight unless it is a control request."""
+        self._delayed = False
+        self._counted = not self.path.startswith("/_emulator/")
+        if self._counted:
+            self.server.emulator.in_flight.enter()
+        try:
+            self._handle()
+        finally:
+            self._uncount()
+
+    def _uncount(self) -> None:
+        """Stop counting this request as in flight (before its answer is written)."""
+        if self._counted:
+            self._counted = False
+            self.server.emulator.in_flight.leave()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep without holding any lock; returns early when the server stops."""
+        if seconds > 0:
+            self.server.stopping.wait(seconds)
+
+    def _delay(self, items: int) -> float:
+        """Apply the configured latency once per request; returns the seconds waited for."""
+        if self._delayed:
+            return 0.0
+        self._delayed = True
+        seconds = self.server.emulator.latency.seconds(items)
+        self._wait(seconds)
+        return seconds
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -173,6 +215,9 @@ class Handler(BaseHTTPRequestHandler):
             lines.append(f"{k}: {v}")
         if self.close_connection:
             lines.append("Connection: close")
+        if not self.path.startswith("/_emulator/"):
+            self._delay(0)  # the token endpoint and unknown paths wait like the API does
+        self._uncount()  # a client that has its answer sees the request finished
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(head + body)
 
@@ -215,6 +260,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the emulator: answer like Google's backend would
             err = errors.fault_error(500, "backendError", None)
             status, out, headers = 500, err.body_bytes(), None
+        delay = self._delay(getattr(out, "item_count", 0))
         # log before answering, so a client that reads the log right after its call sees it
         emu.record(
             RequestRecord(
@@ -228,22 +274,23 @@ class Handler(BaseHTTPRequestHandler):
                 time.monotonic(),
                 status,
                 threading.current_thread().name,
+                delay,
             )
         )
         if status == 0:
+            self._uncount()
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._send(status, out, headers)
 
-    @staticmethod
-    def _fault(emu: Emulator, cal_id: str | None, method: str) -> None:
+    def _fault(self, emu: Emulator, cal_id: str | None, method: str) -> None:
         fault = emu.faults.take(cal_id, method)
         if fault is None:
             return
         if fault.kind == "stall":
-            time.sleep(fault.stall_seconds)
+            self._wait(fault.stall_seconds)
         elif fault.kind == "drop":
             raise _Drop()
         else:
