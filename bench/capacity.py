@@ -110,12 +110,18 @@ def processes(calendars: int, accounts: int, counts: list[int], latency: fl.Late
             def run_all(cmds: list[list[str]] = commands, env: dict[str, Any] = env,
                         work: Path = work) -> float:
                 t0 = time.perf_counter()
-                procs = [subprocess.Popen(c, env=env, cwd=work, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True) for c in cmds]
-                for proc in procs:
-                    _, err = proc.communicate(timeout=3600)
-                    if proc.returncode != 0:
-                        raise SystemExit(f"bench: reconciler once failed: {err.strip()[-400:]}")
+                # stderr to files, not pipes: a full pipe would stall a process while
+                # the parent waits on another one, and serialise them.
+                logs = [work / f"p{k}.log" for k in range(len(cmds))]
+                procs = []
+                for cmd, log in zip(cmds, logs, strict=True):
+                    with log.open("w") as sink:
+                        procs.append(subprocess.Popen(cmd, env=env, cwd=work,
+                                                      stdout=subprocess.DEVNULL, stderr=sink))
+                for proc, log in zip(procs, logs, strict=True):
+                    if proc.wait(timeout=3600) != 0:
+                        raise SystemExit(f"bench: reconciler once failed: "
+                                         f"{log.read_text().strip()[-400:]}")
                 return time.perf_counter() - t0
 
             run_all()  # first sync, zero latency, untimed
