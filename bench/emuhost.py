@@ -4,10 +4,15 @@ Run by ``bench/run.py`` as a child: it serves the project's Calendar v3
 emulator on loopback, prints ``{"host": "127.0.0.1:PORT"}`` and then reads one
 JSON command per line on stdin, answering one JSON line on stdout:
 
-* ``{"op": "seed", "calendars": [...], "events": N}`` - add calendars with N events each;
+* ``{"op": "seed", "calendars": [...], "events": N, "owner": U}`` - add calendars with N
+  events each, owned by user U (default ``user@example.com``);
 * ``{"op": "burst", "calendar": C, "updates": U, "deletes": D, "inserts": I, "total": N}``;
+  ``"calendars": [...]`` instead of ``"calendar"`` applies the same burst to each;
+* ``{"op": "set_latency", "fixed_ms": F, "per_item_ms": P, "jitter_ms": J}`` - the
+  emulator's per-request latency (Google-like waiting; 0 turns it off);
 * ``{"op": "truth", "calendars": [...], "path": P}`` - write {cal: {id: [etag, status, summary]}};
-* ``{"op": "requests"}`` - API requests served since the last call (then forgets them);
+* ``{"op": "requests"}`` - API requests served since the last call (then forgets them):
+  total, per method, per user, errors, and the most requests in flight at once;
 * ``{"op": "quit"}``.
 
 Seeding happens in-process (``seed_raw``): pushing 150 MB of JSON through the
@@ -30,9 +35,9 @@ from reconciler.emulator.server import ServerHandle
 OWNER = "user@example.com"
 
 
-def _seed(emu: Emulator, calendars: list[str], events: int) -> dict[str, Any]:
+def _seed(emu: Emulator, calendars: list[str], events: int, owner: str = OWNER) -> dict[str, Any]:
     for cal in calendars:
-        emu.add_calendar(cal, owners=[OWNER])
+        emu.add_calendar(cal, owners=[owner])
         batch: list[dict[str, Any]] = []
         for n in range(events):
             batch.append(data.make_event(cal, n))
@@ -75,8 +80,11 @@ def _requests(emu: Emulator) -> dict[str, Any]:
     log = emu.request_log
     emu.clear_request_log()
     methods = Counter(r.method for r in log)
+    users = Counter(r.user for r in log)
     errors = sum(1 for r in log if r.status >= 400)
-    return {"total": len(log), "methods": dict(methods), "errors": errors}
+    peak = emu.concurrency(reset=True)["max_in_flight"]
+    return {"total": len(log), "methods": dict(methods), "users": dict(users), "errors": errors,
+            "max_in_flight": peak}
 
 
 def main() -> None:
@@ -90,10 +98,18 @@ def main() -> None:
             op = cmd.pop("op")
             started = time.perf_counter()
             if op == "seed":
-                reply = _seed(emu, cmd["calendars"], cmd["events"])
+                reply = _seed(emu, cmd["calendars"], cmd["events"], cmd.get("owner", OWNER))
             elif op == "burst":
-                reply = _burst(emu, cmd["calendar"], cmd["updates"], cmd["deletes"],
-                               cmd["inserts"], cmd["total"])
+                changed = 0
+                for cal in cmd.get("calendars") or [cmd["calendar"]]:
+                    changed += _burst(emu, cal, cmd["updates"], cmd["deletes"], cmd["inserts"],
+                                      cmd["total"])["changed"]
+                reply = {"ok": True, "changed": changed}
+            elif op == "set_latency":
+                emu.set_latency(fixed_ms=cmd.get("fixed_ms", 0.0),
+                                per_item_ms=cmd.get("per_item_ms", 0.0),
+                                jitter_ms=cmd.get("jitter_ms", 0.0))
+                reply = {"ok": True}
             elif op == "truth":
                 reply = _truth(emu, cmd["calendars"], cmd["path"])
             elif op == "requests":

@@ -1,6 +1,10 @@
 """Benchmarks: this project versus gcal-sync and the raw sequential loop, as Markdown tables.
 
-``python bench/run.py [--quick] [--only full,memory,steady,burst] [--no-mysql]``
+``python bench/run.py [--quick] [--only full,memory,steady,burst,fleet] [--no-mysql]``
+
+The fleet scenario (``fleet.py``) adds Google-like latency and several accounts;
+``--fleet N,M,A``, ``--latency-ms``, ``--per-item-ms``, ``--jitter-ms`` and
+``--contenders`` shape it.
 
 The emulator runs in its own process (``emuhost.py``) and every contender in
 another (``contend.py``), so each peak RSS and CPU figure belongs to one
@@ -27,9 +31,11 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 QUICK = {"one": 20_000, "many": 200, "per_cal": 100, "mem": (2_000, 20_000),
-         "steady": (200, 1_000), "steady_events": 5, "burst_base": 20_000}
+         "steady": (200, 1_000), "steady_events": 5, "burst_base": 20_000,
+         "fleet": (64, 20, 4)}
 FULL = {"one": 100_000, "many": 1_000, "per_cal": 100, "mem": (10_000, 100_000),
-        "steady": (1_000, 10_000), "steady_events": 5, "burst_base": 50_000}
+        "steady": (1_000, 10_000), "steady_events": 5, "burst_base": 50_000,
+        "fleet": (400, 50, 4)}
 BURST = {"updates": 4_000, "deletes": 500, "inserts": 500}
 
 
@@ -280,8 +286,20 @@ def burst(sizes: dict[str, Any], dbs: Databases, out: list[str]) -> None:
     out.append("")
 
 
+def fleet(sizes: dict[str, Any], dbs: Databases, out: list[str]) -> None:
+    """Table 5: a fleet over several accounts with Google-like latency (see fleet.py)."""
+    import fleet as fleet_mod
+
+    calendars_, events, accounts = sizes["fleet"]
+    opts = sizes.get("fleet_opts", {})
+    latency = fleet_mod.Latency(opts.get("fixed_ms", 150.0), opts.get("per_item_ms", 0.1),
+                                opts.get("jitter_ms", 20.0))
+    fleet_mod.run_fleet(Emu, verify, calendars_, events, accounts, latency, out,
+                        only=tuple(opts.get("contenders", ())))
+
+
 NAMES = {"project": "calendar-reconciler", "raw": "raw sequential loop", "gcal": "gcal-sync 8"}
-SCENARIOS = {"full": full_sync, "memory": memory, "steady": steady, "burst": burst}
+SCENARIOS = {"full": full_sync, "memory": memory, "steady": steady, "burst": burst, "fleet": fleet}
 
 
 def machine() -> str:
@@ -302,8 +320,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (under 3 minutes)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--no-mysql", action="store_true", help="skip MariaDB rows")
+    parser.add_argument("--fleet", metavar="N,M,A",
+                        help="fleet size: calendars, events each, accounts (default 400,50,4)")
+    parser.add_argument("--latency-ms", type=float, default=150.0,
+                        help="fleet: fixed latency per request (default 150)")
+    parser.add_argument("--per-item-ms", type=float, default=0.1,
+                        help="fleet: extra latency per listed event (default 0.1)")
+    parser.add_argument("--jitter-ms", type=float, default=20.0,
+                        help="fleet: uniform 0..J ms added per request (default 20)")
+    parser.add_argument("--contenders", default="",
+                        help="fleet: comma-separated subset of " + ",".join(
+                            ["project-default", "project-tuned", "raw-seq", "raw-pool", "gcal"]))
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.fleet:
+        sizes["fleet"] = tuple(int(x) for x in args.fleet.split(","))
+    sizes["fleet_opts"] = {"fixed_ms": args.latency_ms, "per_item_ms": args.per_item_ms,
+                           "jitter_ms": args.jitter_ms,
+                           "contenders": [c for c in args.contenders.split(",") if c]}
     dbs = Databases(use_mysql=not args.no_mysql)
     started = time.monotonic()
     out = [f"## Results ({'quick' if args.quick else 'full'} run, {time.strftime('%Y-%m-%d')}, "
