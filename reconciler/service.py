@@ -42,7 +42,8 @@ from reconciler.errors import (
     first_line,
 )
 from reconciler.google.client import ApiPool, CalendarApi
-from reconciler.google.credentials import load_credentials
+from reconciler.google.credentials import identity_of, load_credentials
+from reconciler.google.errors import describe_failure
 from reconciler.google.retry import RetryPolicy
 from reconciler.outcome import (
     Attempt,
@@ -430,8 +431,8 @@ class Service:
             try:
                 attempt = self.attempt(state, request)
             except ReconcilerError as exc:
-                failure = Failure(state.calendar_id, _describe_error(state, exc),
-                                  type(exc).__name__)
+                failure = Failure(state.calendar_id, _describe_error(
+                    state, exc, self._credentials.get(state.account)), type(exc).__name__)
             except Exception as exc:  # a bug: one line for the user, traceback in the log
                 log.error("calendar %s: unexpected error", state.calendar_id, exc_info=True)
                 failure = Failure(state.calendar_id,
@@ -470,13 +471,8 @@ class Service:
         return self._pool
 
 
-def _describe_error(row: CalendarState, exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, CalendarNotFound):
-        return (f"account {row.account}: {text} (check that the calendar exists and is shared "
-                "with this account)")
-    if isinstance(exc, AuthFailed):
-        return f"account {row.account}: {text} (re-authorise the account's credentials)"
-    if isinstance(exc, GoogleError):
-        return f"account {row.account}: {text}"
-    return text
+def _describe_error(row: CalendarState, exc: BaseException,
+                    credentials: google.auth.credentials.Credentials | None) -> str:
+    if isinstance(exc, GoogleError):  # the advice lives in reconciler.google.errors
+        return describe_failure(exc, row.account, identity_of(credentials), row.calendar_id)
+    return str(exc)

@@ -14,26 +14,17 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 from playhouse.db_url import connect as connect_url
 
+from reconciler.dburl import backend_of, driver_url, redact_url, sqlite_path
 from reconciler.errors import DatabaseUnavailable
 
 # Peewee's TextField is MySQL TEXT (64 KB); the raw JSON of an event with
 # hundreds of attendees is larger.
 FIELD_TYPES = {"LONGTEXT": "TEXT"}
 MYSQL_FIELD_TYPES = {"LONGTEXT": "LONGTEXT"}
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def dialect(db: peewee.Database) -> str:
@@ -48,14 +39,14 @@ def dialect(db: peewee.Database) -> str:
 def open_database(url: str) -> peewee.Database:
     """Connect to the database at ``url`` and check that it answers.
 
-    Accepts ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-    ``mysql://user:pass@host:3306/name`` (also ``mysql+pymysql://``) and
-    ``postgresql://user@host/name``.
+    Accepts every scheme of :data:`reconciler.dburl.SCHEMES` (``sqlite:///``,
+    ``mysql://``, ``postgresql://`` and their aliases). A loaded config carries
+    an absolute SQLite path, so the messages here name the file exactly.
     """
-    scheme = urlsplit(url).scheme.lower()
+    backend = backend_of(url)
     params: dict[str, Any]
-    if scheme.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
+    if backend == "sqlite":
+        path = sqlite_path(url)
         if path and path != ":memory:":
             parent = Path(path).parent
             if not parent.exists():
@@ -71,22 +62,22 @@ def open_database(url: str) -> peewee.Database:
             "field_types": FIELD_TYPES,
             "check_same_thread": False,
         }
-    elif scheme.startswith("mysql"):
-        url = "mysql" + url[len(scheme):]
+    elif backend == "mysql":
         from pymysql.constants import CLIENT
 
         # FOUND_ROWS: an UPDATE reports rows matched, not rows changed, so a
         # lease renewed within the same second still counts as renewed.
         params = {"charset": "utf8mb4", "field_types": MYSQL_FIELD_TYPES,
                   "connect_timeout": 10, "client_flag": CLIENT.FOUND_ROWS}
-    elif scheme in ("postgres", "postgresql"):
+    elif backend == "postgresql":
         params = {"field_types": FIELD_TYPES, "connect_timeout": 10}
     else:
+        scheme = url.partition("://")[0]
         raise DatabaseUnavailable(
             f"database url {redact_url(url)}: unsupported scheme {scheme!r} "
             "(use sqlite:///, mysql:// or postgresql://)")
     try:
-        db = connect_url(url, unquote_password=True, unquote_user=True, **params)
+        db = connect_url(driver_url(url), unquote_password=True, unquote_user=True, **params)
         db.connect(reuse_if_open=True)
         if dialect(db) == "mysql":
             db.execute_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
