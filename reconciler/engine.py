@@ -54,7 +54,10 @@ from reconciler.store.events import has_rows, load_versions, sweep, write_page
 
 log = logging.getLogger("reconciler.engine")
 
-PAGE_SLACK = 50  # pages a listing may take beyond items / page_size (short and empty pages)
+# Pages a listing may take beyond items / page_size: Google (and the emulator)
+# send short and empty pages, and an empty page may hand back the token it was
+# asked with ("come back here"), so those are limited by this bound only.
+PAGE_SLACK = 100
 
 
 class SyncSettings(Protocol):
@@ -180,7 +183,7 @@ class CalendarSync:
                                         page_token=page_token, updated_min=updated_min,
                                         max_results=page_size)
 
-        tokens: set[str] = set()
+        tokens: set[str] = set()  # page tokens handed out in this listing
         count = 0
         # The first page is fetched in this thread: a poll that finds one page (the
         # common no-change case) never pays for a hand-off to the prefetch thread.
@@ -212,8 +215,9 @@ def _check_next(calendar_id: str, token: str, seen: set[str], on_page: int, page
     """Refuse to follow a page token that loops or a listing that never ends.
 
     An empty page may hand back a token already followed ("come back here"; the
-    emulator does, and Google sends empty pages too): only the page bound limits
-    those. A page with items that points back to a token already followed is a loop.
+    emulator's empty pages do, and Google sends empty pages too): only the page
+    bound limits those. A page with items that points back to a token already
+    followed is a loop.
     """
     if token in seen and on_page:
         raise PageLoop(f"calendar {calendar_id}: the listing repeated a page token after "

@@ -160,3 +160,24 @@ def test_a_malformed_body_once_is_retried_and_the_pass_succeeds(
     assert run_once(config) == 0
     assert [c["event_id"] for c in read_changes(0, 10)] == ["ev1"]
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("kind", ["repeat_page_token", "html", "json_array", "empty",
+                                  "truncated"])
+def test_emulator_hostile_faults_end_the_pass_with_one_line(
+        kind: str, calendar_emulator: Any, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import config_for, write_config
+
+    calendar_emulator.add_calendar(TEAM, summary="Team", owners=["user@example.com"])
+    for n in range(5):
+        calendar_emulator.insert_event(TEAM, {"summary": f"e{n}", "start": {"date": "2025-01-01"},
+                                              "end": {"date": "2025-01-02"}})
+    config = config_for(calendar_emulator, write_config(tmp_path, f"sqlite:///{tmp_path}/m.db",
+                                                        sync={"page_size": 2}))
+    calendar_emulator.inject_fault(TEAM, kind=kind, count=None, methods={"events.list"})
+    assert run_once(config) == 1
+    err = _no_traceback(caplog, capsys)
+    assert len(err.strip().splitlines()) == 1
+    lists = [r for r in calendar_emulator.request_log if r.method == "events.list"]
+    assert len(lists) <= config.google.retries + 10
