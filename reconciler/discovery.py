@@ -5,7 +5,9 @@ with the list's own sync token and ``showHidden=true``; a 410 restarts it with a
 full listing. What each account can see is kept in ``account_calendar``; from
 that, :func:`assign` picks for every calendar the first account in config order
 that sees it, so a shared calendar is mirrored once and moves to the next
-account when the syncing one loses access.
+account when the syncing one loses access. A calendarList that repeats a page
+token (or never ends) stops with ``PageLoop``; database errors leave as
+``StoreError`` (``map_db_errors``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.errors import BadRequest, SyncTokenInvalid
+from reconciler.errors import BadRequest, PageLoop, SyncTokenInvalid
 from reconciler.google.client import CalendarApi
 from reconciler.store.db import write_transaction
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Account, AccountCalendar, database_proxy, key_of
 
 log = logging.getLogger("reconciler.discovery")
+
+MAX_LIST_PAGES = 1000  # 250 entries a page: far beyond any account's calendar list
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class Visible:
     summary: str | None = None
 
 
+@map_db_errors()
 def read_calendar_list(api: CalendarApi, account: str) -> list[Visible]:
     """Update the account's visible calendars from ``calendarList``; return them all.
 
@@ -69,12 +75,18 @@ def read_calendar_list(api: CalendarApi, account: str) -> list[Visible]:
 def _list_all(api: CalendarApi, token: str | None) -> tuple[list[dict], str | None, bool]:
     entries: list[dict] = []
     page_token: str | None = None
+    followed: set[str] = set()
     while True:
         page = api.list_calendar_list(sync_token=token, page_token=page_token)
-        entries.extend(page.get("items") or [])
+        items = page.get("items") or []
+        entries.extend(item for item in items if isinstance(item, dict))
         page_token = page.get("nextPageToken")
         if not page_token:
             return entries, page.get("nextSyncToken"), token is None
+        if (page_token in followed and items) or len(followed) > MAX_LIST_PAGES:
+            raise PageLoop(f"calendarList repeated a page token or ran past {MAX_LIST_PAGES} "
+                           "pages; stopped (the server is misbehaving)")
+        followed.add(page_token)
 
 
 def _upsert_visibility(account: str, calendar_id: str, visible: bool, summary: object,
@@ -90,6 +102,7 @@ def _upsert_visibility(account: str, calendar_id: str, visible: bool, summary: o
                                **values)
 
 
+@map_db_errors()
 def visible_calendars(account: str) -> list[Visible]:
     """The calendars the account saw on its last successful calendarList read."""
     query = (AccountCalendar.select(AccountCalendar.calendar_id, AccountCalendar.summary)
@@ -98,6 +111,7 @@ def visible_calendars(account: str) -> list[Visible]:
     return [Visible(cid, summary) for cid, summary in query.tuples()]
 
 
+@map_db_errors()
 def mark_lost(account: str, calendar_id: str) -> None:
     """The account got 404 for a calendar it synced: it no longer sees it."""
     AccountCalendar.update(visible=False).where(

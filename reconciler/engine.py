@@ -1,18 +1,27 @@
-"""Sync one calendar: list pages, reconcile each, commit each, then commit the cursor.
+"""Sync one calendar: list pages, plan each, commit each, then hand back the cursor.
 
-The plan for a page comes from the pure rule in :mod:`reconciler.reconcile`; the
-engine only moves data between the API and the store. Invariants:
+The engine moves data between the API and the store and nothing else: each
+page's plan comes from the pure planner (:mod:`reconciler.planner`, built on
+:mod:`reconciler.reconcile`), the store applies it, and the pass ends in a
+typed :class:`~reconciler.outcome.PassOutcome` that the caller records with
+``calendars.record_success``. The engine never touches the ORM and never
+reads the config module: it takes a :class:`~reconciler.outcome.CalendarState`
+and the ``[sync]`` section (any object with :class:`SyncSettings`' attributes).
+Invariants:
 
 * each page is applied in one transaction with its change rows;
-* the new ``nextSyncToken`` (or ``updatedMin`` cursor) is stored only with the
-  last page's writes, or, when that page wrote nothing, handed back in
-  ``SyncResult.pending_updates`` for the caller's single UPDATE recording the
-  pass; either way a crash anywhere replays from the old cursor, and replay is
-  idempotent;
+* the new ``nextSyncToken`` (or ``updatedMin`` cursor) is never written here:
+  it leaves in ``PassOutcome.cursor`` after every page was applied, so a crash
+  anywhere replays from the old cursor, and replay is idempotent;
 * a full listing ends with mark-and-sweep, and only when it completed;
 * a 410 (or a 400 on a stored token) leads to exactly one full resync inside
   the same pass, never a loop;
-* while page *n* is written, page *n+1* is already being fetched.
+* a listing that repeats a page token after a page with items, or runs past
+  ``items / page_size + PAGE_SLACK`` pages, ends the pass with
+  :class:`~reconciler.errors.PageLoop`;
+* while page *n* is written, page *n+1* is already being fetched;
+* after each committed page ``keep_lease`` runs (it may stop the pass) and
+  ``on_page_committed`` hears about it.
 """
 
 from __future__ import annotations
@@ -22,93 +31,96 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from reconciler.clock import now_ms, utcnow
-from reconciler.errors import BadRequest, SyncTokenInvalid, UpdatedMinTooOld
-from reconciler.eventfields import derive, format_rfc3339, from_millis, parse_rfc3339, to_millis
+from reconciler.errors import BadRequest, PageLoop, SyncTokenInvalid, UpdatedMinTooOld
+from reconciler.eventfields import format_rfc3339, from_millis, parse_rfc3339, to_millis
 from reconciler.google.client import CalendarApi
-from reconciler.reconcile import Action, Version, decide, effective_updated
-from reconciler.store.changes import ChangeRecord
-from reconciler.store.events import (
-    EventWrite,
-    dump_raw,
-    has_rows,
-    load_versions,
-    sweep,
-    write_page,
+from reconciler.outcome import (
+    FULL,
+    INCREMENTAL,
+    UPDATED_MIN,
+    CalendarState,
+    Cursor,
+    PageCallback,
+    PageCommitted,
+    PassOutcome,
 )
-from reconciler.store.models import Calendar
+from reconciler.planner import Listing, PagePlan, page_ids, plan_page
+from reconciler.store import calendars
+from reconciler.store.events import has_rows, load_versions, sweep, write_page
 
 log = logging.getLogger("reconciler.engine")
 
-
-@dataclass(frozen=True, slots=True)
-class SyncSettings:
-    """The knobs of one pass, taken from ``[sync]``."""
-
-    mode: str = "sync_token"
-    page_size: int = 2500
-    updated_min_overlap: int = 60
-    updated_min_full_after: int = 21 * 86400
+# Pages a listing may take beyond items / page_size: Google (and the emulator)
+# send short and empty pages, and an empty page may hand back the token it was
+# asked with ("come back here"), so those are limited by this bound only.
+PAGE_SLACK = 100
 
 
-@dataclass(slots=True)
-class SyncResult:
-    """What one pass did, for the log line, ``status`` and metrics."""
+class SyncSettings(Protocol):
+    """The knobs of one pass: the attributes of the config's ``[sync]`` section it reads."""
 
-    calendar_id: str
-    mode: str = "incremental"
-    pages: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    skipped_stale: int = 0
-    unchanged: int = 0
-    requests: int = 0
-    seconds: float = 0.0
-    full_reason: str | None = None
-    bad_events: int = 0
-    # Calendar columns the caller must write when it records the pass (the
-    # cursor of a last page that wrote no event): folded into its one UPDATE.
-    pending_updates: dict[str, Any] | None = None
+    @property
+    def mode(self) -> str: ...  # "sync_token" | "updated_min"
 
-    def count(self, action: Action) -> None:
-        kind = action.change_kind
-        if kind == "created":
-            self.created += 1
-        elif kind == "updated":
-            self.updated += 1
-        elif kind == "deleted":
-            self.deleted += 1
-        elif action is Action.STALE:
-            self.skipped_stale += 1
-        elif action is Action.NOOP:
-            self.unchanged += 1
+    @property
+    def page_size(self) -> int: ...
 
+    @property
+    def updated_min_overlap(self) -> int: ...  # seconds
 
-@dataclass(slots=True)
-class _PassState:
-    """What a listing accumulates across its pages."""
-
-    seen: set[str] | None = None  # event ids seen, for mark-and-sweep (full listings only)
-    started_empty: bool = False  # full listing of a calendar with no rows: nothing to load or sweep
-    max_server_ms: int | None = None
-    listing_updated_ms: int | None = None
+    @property
+    def updated_min_full_after(self) -> int: ...  # seconds: older cursors mean a full pass
 
 
 LeaseKeeper = Callable[[], None]
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What a pass accumulates across its pages (mutable; frozen into the outcome)."""
+
+    state: CalendarState
+    mode: str = INCREMENTAL
+    full_reason: str | None = None
+    pages: int = 0
+    items: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped_stale: int = 0
+    unchanged: int = 0
+    bad_events: int = 0
+    seen: set[str] | None = None  # ids seen, for mark-and-sweep (full listings only)
+    started_empty: bool = False  # full listing of a calendar with no rows: nothing to load or sweep
+    max_server_ms: int | None = None
+    listing_updated_ms: int | None = None
+    cursor: Cursor = field(default_factory=Cursor)
+
+    def add(self, plan: PagePlan) -> None:
+        for name in ("created", "updated", "deleted", "skipped_stale", "unchanged",
+                     "bad_events"):
+            setattr(self, name, getattr(self, name) + getattr(plan, name))
+
+    def restart(self, mode: str, reason: str | None) -> None:
+        """Begin another listing in the same pass (a full resync after a 410)."""
+        self.mode, self.full_reason = mode, reason
+
+    def committed(self) -> PageCommitted:
+        return PageCommitted(calendar_id=self.state.calendar_id, account=self.state.account,
+                             mode=self.mode, page=self.pages, items=self.items,
+                             created=self.created, updated=self.updated, deleted=self.deleted)
+
+
 class CalendarSync:
     """Runs passes for calendars with one thread's API handle."""
 
-    def __init__(self, api: CalendarApi, settings: SyncSettings,
-                 keep_lease: LeaseKeeper | None = None) -> None:
+    def __init__(self, api: CalendarApi, settings: SyncSettings) -> None:
         self.api = api
         self.settings = settings
-        self.keep_lease = keep_lease or (lambda: None)
         self._fetcher: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -119,110 +131,75 @@ class CalendarSync:
 
     # -- public entry point -------------------------------------------------
 
-    def sync(self, row: Calendar, *, force_full: bool = False) -> SyncResult:
-        """One pass over ``row``'s calendar, choosing incremental, updatedMin or full."""
+    def sync(self, state: CalendarState, *, full: bool = False,
+             keep_lease: LeaseKeeper | None = None,
+             on_page_committed: PageCallback | None = None) -> PassOutcome:
+        """One pass over ``state``'s calendar, choosing incremental, updatedMin or full.
+
+        ``keep_lease`` runs after each committed page (it renews the lease and
+        may raise to stop the pass); ``on_page_committed`` hears about each page.
+        """
         started = time.monotonic()
         requests_before = self.api.requests
-        result = SyncResult(calendar_id=row.calendar_id)
-        try:
-            if self.settings.mode == "updated_min":
-                self._updated_min_pass(row, result, force_full)
-            elif force_full or not row.sync_token:
-                reason = "requested" if force_full else "first sync"
-                self._full_pass(row, result, reason)
-            else:
-                try:
-                    self._incremental_pass(row, result)
-                except (SyncTokenInvalid, BadRequest) as exc:
-                    log.info("calendar %s: sync token unusable (%s); doing one full resync",
-                             row.calendar_id, exc.reason or exc.status)
-                    Calendar.update(sync_token=None).where(Calendar.id == row.id).execute()
-                    self._full_pass(row, result, f"sync token rejected ({exc.status})")
-        finally:
-            result.seconds = time.monotonic() - started
-            result.requests = self.api.requests - requests_before
-        return result
-
-    # -- the three kinds of pass ---------------------------------------------
-
-    def _incremental_pass(self, row: Calendar, result: SyncResult) -> None:
-        result.mode = "incremental"
-        state = _PassState()
-        for page, is_last in self._pages(row.calendar_id, sync_token=row.sync_token):
-            updates = self._token_updates(page) if is_last else None
-            if updates is not None and not page.get("items"):
-                # Nothing to write but the cursor: the caller stores it together
-                # with the pass's outcome (a no-change poll costs one UPDATE).
-                result.pages += 1
-                result.pending_updates = updates
-                continue
-            self._apply_page(row, page, state, result, updates)
-
-    def _full_pass(self, row: Calendar, result: SyncResult, reason: str) -> None:
-        result.mode = "full"
-        result.full_reason = reason
-        state = _PassState(seen=set(), started_empty=not has_rows(row.id))
-        last: dict[str, Any] = {}
-        for page, _is_last in self._pages(row.calendar_id):
-            self._apply_page(row, page, state, result, None)
-            last = page
-        updates = self._token_updates(last)
-        updates["last_full_sync"] = utcnow()
-        if state.max_server_ms is not None:
-            updates["updated_min_cursor_ms"] = state.max_server_ms
-        if state.started_empty:
-            # Nothing was stored before this listing, so nothing can be swept:
-            # the cursor goes into the caller's one UPDATE that records the pass.
-            result.pending_updates = updates
+        run = _Run(self, state, keep_lease or (lambda: None), on_page_committed)
+        tally = run.tally
+        if self.settings.mode == "updated_min":
+            run.updated_min_pass(full)
+        elif full or not state.sync_token:
+            run.full_pass("requested" if full else "first sync")
         else:
-            self._sweep(row, state, result, updates)
-
-    def _updated_min_pass(self, row: Calendar, result: SyncResult, force_full: bool) -> None:
-        cursor = row.updated_min_cursor_ms
-        too_old = cursor is None or (
-            now_ms() - cursor > self.settings.updated_min_full_after * 1000)
-        if force_full or too_old:
-            self._full_pass(row, result, "requested" if force_full else
-                            ("first sync" if cursor is None else "cursor older than the limit"))
-            return
-        assert cursor is not None
-        result.mode = "updated_min"
-        since = from_millis(cursor - self.settings.updated_min_overlap * 1000)
-        state = _PassState()
-        try:
-            for page, _is_last in self._pages(row.calendar_id,
-                                              updated_min=format_rfc3339(since)):
-                self._apply_page(row, page, state, result, None)
-        except UpdatedMinTooOld:
-            self._full_pass(row, result, "updatedMin too long ago (410)")
-            return
-        # The cursor moves only after every page is applied, with the pass's outcome.
-        result.pending_updates = {
-            "updated_min_cursor_ms": max(cursor, state.max_server_ms or cursor)}
+            try:
+                run.incremental_pass()
+            except (SyncTokenInvalid, BadRequest) as exc:
+                log.info("calendar %s: sync token unusable (%s); doing one full resync",
+                         state.calendar_id, exc.reason or exc.status)
+                calendars.forget_sync_token(state.pk)
+                run.full_pass(f"sync token rejected ({exc.status})")
+        return PassOutcome(
+            calendar_id=state.calendar_id, account=state.account, mode=tally.mode,
+            cursor=tally.cursor, full_reason=tally.full_reason, pages=tally.pages,
+            items=tally.items, created=tally.created, updated=tally.updated,
+            deleted=tally.deleted, skipped_stale=tally.skipped_stale,
+            unchanged=tally.unchanged, bad_events=tally.bad_events,
+            requests=self.api.requests - requests_before,
+            seconds=time.monotonic() - started)
 
     # -- pages ----------------------------------------------------------------
 
-    def _pages(self, calendar_id: str, *, sync_token: str | None = None,
-               updated_min: str | None = None) -> Iterator[tuple[dict[str, Any], bool]]:
-        """The listing's pages, fetching the next one while the caller writes this one."""
+    def pages(self, calendar_id: str, *, sync_token: str | None = None,
+              updated_min: str | None = None,
+              items_so_far: Callable[[], int] = lambda: 0) -> Iterator[dict[str, Any]]:
+        """The listing's pages, fetching the next one while the caller writes this one.
+
+        Raises :class:`PageLoop` on a repeated page token or when the listing
+        runs past ``items / page_size + PAGE_SLACK`` pages.
+        """
         if self._fetcher is None:
             self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        page_size = max(1, int(self.settings.page_size))
 
         def fetch(page_token: str | None) -> dict[str, Any]:
             return self.api.list_events(calendar_id, sync_token=sync_token,
                                         page_token=page_token, updated_min=updated_min,
-                                        max_results=self.settings.page_size)
+                                        max_results=page_size)
 
+        tokens: set[str] = set()  # page tokens handed out in this listing
+        count = 0
         # The first page is fetched in this thread: a poll that finds one page (the
         # common no-change case) never pays for a hand-off to the prefetch thread.
         pending: Future[dict[str, Any]] | None = None
         try:
             page: dict[str, Any] | None = fetch(None)
             while page is not None:
+                count += 1
                 next_token = page.get("nextPageToken")
+                if next_token:
+                    on_page = len(page.get("items") or ())
+                    _check_next(calendar_id, str(next_token), tokens, on_page, count,
+                                items_so_far() + on_page, page_size)
+                    tokens.add(str(next_token))
                 pending = self._fetcher.submit(fetch, next_token) if next_token else None
-                yield page, pending is None
-                self.keep_lease()
+                yield page
                 page = pending.result() if pending is not None else None
                 pending = None
         finally:
@@ -232,77 +209,131 @@ class CalendarSync:
                 with contextlib.suppress(Exception):
                     pending.result()
 
-    @staticmethod
-    def _token_updates(page: dict[str, Any]) -> dict[str, Any]:
-        token = page.get("nextSyncToken")
-        if not token:
-            # Google omits it only for orderBy listings, which we never send; keep
-            # the mirror correct by forcing a full listing next time.
-            log.warning("listing ended without nextSyncToken; next pass will be a full sync")
-        return {"sync_token": token or None, "token_updated_at": utcnow()}
 
-    def _apply_page(self, row: Calendar, page: dict[str, Any], state: _PassState,
-                    result: SyncResult, calendar_updates: dict[str, Any] | None) -> None:
-        result.pages += 1
-        received_ms = now_ms()
+def _check_next(calendar_id: str, token: str, seen: set[str], on_page: int, pages: int,
+                items: int, page_size: int) -> None:
+    """Refuse to follow a page token that loops or a listing that never ends.
+
+    An empty page may hand back a token already followed ("come back here"; the
+    emulator's empty pages do, and Google sends empty pages too): only the page
+    bound limits those. A page with items that points back to a token already
+    followed is a loop.
+    """
+    if token in seen and on_page:
+        raise PageLoop(f"calendar {calendar_id}: the listing repeated a page token after "
+                       f"{pages} page(s); stopped (the server is misbehaving)")
+    limit = items // page_size + PAGE_SLACK
+    if pages >= limit:
+        raise PageLoop(f"calendar {calendar_id}: the listing ran to {pages} pages for {items} "
+                       f"item(s) at {page_size} per page; stopped (the server is misbehaving)")
+
+
+class _Run:
+    """One pass in progress: its listings, plans and commits."""
+
+    def __init__(self, engine: CalendarSync, state: CalendarState, keep_lease: LeaseKeeper,
+                 on_page: PageCallback | None) -> None:
+        self.engine = engine
+        self.state = state
+        self.keep_lease = keep_lease
+        self.on_page = on_page
+        self.tally = _Tally(state)
+
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        return self.engine.pages(self.state.calendar_id, items_so_far=lambda: self.tally.items,
+                                 **kwargs)
+
+    def incremental_pass(self) -> None:
+        self.tally.restart(INCREMENTAL, None)
+        last: dict[str, Any] = {}
+        for page in self._pages(sync_token=self.state.sync_token):
+            self.apply(page)
+            last = page
+        self.tally.cursor = _token_cursor(last)
+
+    def full_pass(self, reason: str) -> None:
+        tally = self.tally
+        tally.restart(FULL, reason)
+        tally.seen = set()
+        tally.started_empty = not has_rows(self.state.pk)
+        last: dict[str, Any] = {}
+        for page in self._pages():
+            self.apply(page)
+            last = page
+        if not tally.started_empty:
+            listing_ms = tally.listing_updated_ms or now_ms()
+            removed = sweep(self.state.pk, tally.seen, listing_ms)
+            tally.deleted += len(removed)
+        token = _token_cursor(last)
+        tally.cursor = Cursor(sync_token=token.sync_token,
+                              token_updated_at=token.token_updated_at,
+                              updated_min_cursor_ms=tally.max_server_ms,
+                              last_full_sync=utcnow())
+
+    def updated_min_pass(self, full: bool) -> None:
+        cursor = self.state.updated_min_cursor_ms
+        too_old = cursor is None or (now_ms() - cursor
+                                       > int(self.engine.settings.updated_min_full_after) * 1000)
+        if full or too_old:
+            self.full_pass("requested" if full else
+                           ("first sync" if cursor is None else "cursor older than the limit"))
+            return
+        assert cursor is not None
+        self.tally.restart(UPDATED_MIN, None)
+        since = from_millis(cursor - int(self.engine.settings.updated_min_overlap) * 1000)
+        try:
+            for page in self._pages(updated_min=format_rfc3339(since)):
+                self.apply(page)
+        except UpdatedMinTooOld:
+            self.full_pass("updatedMin too long ago (410)")
+            return
+        # The cursor moves only after every page is applied, with the pass's outcome.
+        self.tally.cursor = Cursor(
+            updated_min_cursor_ms=max(cursor, self.tally.max_server_ms or cursor))
+
+    def apply(self, page: dict[str, Any]) -> None:
+        """Plan one page against the stored versions, commit it, report it."""
+        tally = self.tally
+        tally.pages += 1
+        items = page.get("items") or []
+        tally.items += len(items)
         listing = parse_rfc3339(page.get("updated"))
         listing_ms = to_millis(listing) if listing else None
         if listing_ms is not None:
-            state.listing_updated_ms = max(state.listing_updated_ms or 0, listing_ms)
-            state.max_server_ms = max(state.max_server_ms or 0, listing_ms)
-        parsed = []
-        for item in page.get("items") or []:
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-                result.bad_events += 1
-                log.warning("calendar %s: skipped an item without an id", row.calendar_id)
-                continue
-            parsed.append((item, derive(item)))
-        ids = [fields.event_id for _, fields in parsed]
-        full_listing = state.seen is not None
-        if state.started_empty:
-            # Under our lease the calendar's only rows are the ones this listing
-            # wrote: only an id repeated from an earlier page can have one.
-            assert state.seen is not None
-            stored: dict[str, Version] = load_versions(row.id, [i for i in ids if i in state.seen])
-        else:
-            stored = load_versions(row.id, ids)
-        if state.seen is not None:
-            state.seen.update(ids)
-        writes: dict[str, EventWrite] = {}
-        changes: list[ChangeRecord] = []
-        for item, fields in parsed:
-            effective = effective_updated(fields.updated_ms, listing_ms, received_ms)
-            new = fields.version(effective)
-            action = decide(stored.get(fields.event_id), new, authoritative=full_listing)
-            result.count(action)
-            if fields.updated_ms is not None:
-                state.max_server_ms = max(state.max_server_ms or 0, fields.updated_ms)
-            if not action.writes:
-                continue
-            if fields.problems:
-                result.bad_events += 1
-                log.warning("calendar %s event %s: stored with empty derived columns: %s",
-                            row.calendar_id, fields.event_id, "; ".join(fields.problems))
-            stored[fields.event_id] = new
-            writes[fields.event_id] = EventWrite(fields, effective, dump_raw(item))
-            if action.change_kind:
-                changes.append(ChangeRecord(fields.event_id, action.change_kind, fields.etag))
-        write_page(row.id, list(writes.values()), changes, calendar_updates)
-
-    def _sweep(self, row: Calendar, state: _PassState, result: SyncResult,
-               updates: dict[str, Any]) -> None:
-        assert state.seen is not None
-        listing_ms = state.listing_updated_ms or now_ms()
-        removed = sweep(row.id, state.seen, listing_ms, updates, started_empty=state.started_empty)
-        result.deleted += len(removed)
+            tally.listing_updated_ms = max(tally.listing_updated_ms or 0, listing_ms)
+            tally.max_server_ms = max(tally.max_server_ms or 0, listing_ms)
+        if items:
+            ids = page_ids(items)
+            if tally.started_empty:
+                # Under our lease the calendar's only rows are the ones this listing
+                # wrote: only an id repeated from an earlier page can have one.
+                assert tally.seen is not None
+                stored = load_versions(self.state.pk, [i for i in ids if i in tally.seen])
+            else:
+                stored = load_versions(self.state.pk, ids)
+            plan = plan_page(stored, items, Listing(listing_ms, now_ms()),
+                             authoritative=tally.seen is not None)
+            if tally.seen is not None:
+                tally.seen.update(plan.ids)
+            for event_id, problem in plan.problems:
+                subject = f" event {event_id}" if event_id else ""
+                log.warning("calendar %s%s: %s", self.state.calendar_id, subject, problem)
+            tally.add(plan)
+            if plan.max_updated_ms is not None:
+                tally.max_server_ms = max(tally.max_server_ms or 0, plan.max_updated_ms)
+            write_page(self.state.pk, plan.writes, plan.changes)
+        self.keep_lease()
+        if self.on_page is not None:
+            self.on_page(tally.committed())
 
 
-def describe(result: SyncResult) -> str:
-    """The one INFO line logged per pass."""
-    extra = f" ({result.full_reason})" if result.full_reason else ""
-    return (f"calendar {result.calendar_id}: {result.mode}{extra}, {result.pages} page(s), "
-            f"{result.created} created, {result.updated} updated, {result.deleted} deleted, "
-            f"{result.requests} request(s), {result.seconds:.2f}s")
+def _token_cursor(page: dict[str, Any]) -> Cursor:
+    token = page.get("nextSyncToken")
+    if not token:
+        # Google omits it only for orderBy listings, which we never send; keep
+        # the mirror correct by forcing a full listing next time.
+        log.warning("listing ended without nextSyncToken; next pass will be a full sync")
+    return Cursor(sync_token=str(token) if token else None, token_updated_at=utcnow())
 
 
-__all__ = ["CalendarSync", "SyncResult", "SyncSettings", "describe"]
+__all__ = ["PAGE_SLACK", "CalendarSync", "SyncSettings"]

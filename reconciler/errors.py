@@ -2,19 +2,24 @@
 
 Every failure a user can cause ends in exactly one of these, and each carries a
 one-line message that names what to fix; the CLI prints that line (never a
-traceback) and picks the exit status from the class. Google failures are
-translated into this tree in one place (``reconciler.google.errors``) so the rest
-of the code never inspects HTTP status codes.
+traceback) and picks the exit status from the class. Each boundary maps
+foreign errors into this tree in one place, so callers catch ``ReconcilerError``
+only: Google failures in ``reconciler.google.errors`` (and the client's decode
+step), database and driver errors in ``reconciler.store.dberrors.map_db_errors``.
 
     ReconcilerError
     ├── ConfigError                 bad or missing config, credentials file (exit 2)
     ├── StoreError                  the database
     │   └── DatabaseUnavailable     cannot connect / server went away
     ├── LeaseHeld                   another live process is syncing the calendar
+    ├── LeaseLost                   our lease expired and another process took it mid-pass
+    ├── SyncStopped                 shutting down: the pass stopped after its last page
     └── GoogleError                 a Calendar API call failed (after retries)
         ├── TransientGoogleError    5xx, connection reset, timeout: retry later
-        │   └── RateLimited         403/429 rate limits; honours Retry-After
-        │       └── QuotaExhausted  403 quotaExceeded: pause longer
+        │   ├── RateLimited         403/429 rate limits; honours Retry-After
+        │   │   └── QuotaExhausted  403 quotaExceeded: pause longer
+        │   └── MalformedResponse   a 200 whose body is not the expected resource
+        ├── PageLoop                a listing repeats a page token or never ends
         ├── AuthFailed              401, revoked refresh token: re-authorise the account
         ├── CalendarNotFound        404: gone or not shared with the account
         ├── AccessDenied            any other 403
@@ -69,6 +74,18 @@ class LeaseHeld(ReconcilerError):
     """Another live process holds the calendar's lease."""
 
 
+class LeaseLost(ReconcilerError):
+    """Our lease expired and another process took the calendar mid-pass."""
+
+
+class SyncStopped(ReconcilerError):
+    """The process is shutting down: the pass stopped after its last committed page.
+
+    Not a failure of the calendar: the stored cursor is untouched, so the next
+    pass (in this process or another) replays from it.
+    """
+
+
 class GoogleError(ReconcilerError):
     """A Calendar API call failed after the retries allowed for it."""
 
@@ -96,6 +113,19 @@ class RateLimited(TransientGoogleError):
 
 class QuotaExhausted(RateLimited):
     """The project's or user's quota is used up; wait much longer."""
+
+
+class MalformedResponse(TransientGoogleError):
+    """Google answered 200 with a body that is not the resource asked for (HTML, a
+    JSON array, an empty or cut body): treated like a 5xx, retried, then reported."""
+
+
+class PageLoop(GoogleError):
+    """A listing repeated a page token or ran past any plausible number of pages.
+
+    Not retried inline (the same listing would loop again): the pass fails and the
+    calendar backs off like after any failure; the stored cursor is untouched.
+    """
 
 
 class AuthFailed(GoogleError):

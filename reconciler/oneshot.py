@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from reconciler.config import Config
-from reconciler.service import PassReport, Service
+from reconciler.outcome import SyncRequest
+from reconciler.service import Failure, PassReport, Service
 from reconciler.suggest import require_known
 
 
@@ -33,21 +34,22 @@ def run_once(config: Config, *, only: Sequence[str] = (), full: bool = False,
             known = {row.calendar_id: row for row in rows}
             require_known(only, known)
             rows = [known[cid] for cid in dict.fromkeys(only)]
-        report = service.run_pass(rows, force_full=full, concurrency=concurrency)
-        report.failures[:0] = [f for f in failures]
+        request = SyncRequest(full=full, audit=verify, lease_wait=config.sync.lease_time)
+        report = service.run_pass(rows, request, concurrency=concurrency)
+        report.failures[:0] = failures
         drifted = 0
         if verify:
-            synced = {r.calendar_id for r in report.results}
-            audit = service.run_pass([r for r in rows if r.calendar_id in synced],
-                                     force_full=True, concurrency=concurrency)
-            report.failures.extend(audit.failures)
-            for result in audit.results:
-                repaired = result.created + result.updated + result.deleted
-                if repaired:
+            audited = {audit.calendar_id for audit in report.audits}
+            for result in report.results:
+                if result.calendar_id not in audited:
+                    report.failures.append(Failure(result.calendar_id, "verify: skipped (another "
+                                                   "process holds the calendar)", "LeaseHeld"))
+            for audit in report.audits:
+                if audit.repaired:
                     drifted += 1
-                    print(f"reconciler: {result.calendar_id}: verify: mirror differed from "
-                          f"Google ({result.created} missing, {result.updated} outdated, "
-                          f"{result.deleted} stale rows); repaired", file=sys.stderr)
+                    print(f"reconciler: {audit.calendar_id}: verify: mirror differed from "
+                          f"Google ({audit.created} missing, {audit.updated} outdated, "
+                          f"{audit.deleted} stale rows); repaired", file=sys.stderr)
         report_failures(report)
         return 0 if report.ok and not drifted else 1
     finally:

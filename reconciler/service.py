@@ -1,9 +1,16 @@
 """Wire config, store and API together: resolve the calendar set, sync calendars.
 
-Both ``reconciler once`` and ``reconciler run`` use this; they differ only in
-when they call :meth:`Service.sync_calendar`. Every failure of one calendar is
-caught here, recorded on its row (``status`` shows it) and returned, so one
-sick calendar never stops the others.
+Both ``reconciler once`` and ``reconciler run`` use this, and this is the one
+owner of a calendar's attempt: claim the lease, re-read the row, skip when
+another process has just synced it, run the pass, record the outcome (one
+UPDATE that also releases the lease) and, when asked, follow it with an audit
+(a full listing that reports what it repaired). ``once`` calls
+:meth:`Service.run_pass`, ``run`` calls :meth:`Service.attempt` per job.
+
+Invariants: every failure of one calendar is caught here, recorded on its row
+(``status`` shows it) and returned as a one-line :class:`Failure`, so one sick
+calendar never stops the others (not even an unexpected exception); callers
+catch ``ReconcilerError`` only (the store maps database errors into it).
 """
 
 from __future__ import annotations
@@ -15,14 +22,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import google.auth.credentials
 
 from reconciler import discovery
 from reconciler.clock import utcnow
 from reconciler.config import AccountConfig, Config
-from reconciler.engine import CalendarSync, SyncResult, SyncSettings, describe
+from reconciler.engine import CalendarSync
 from reconciler.errors import (
     AccessDenied,
     AuthFailed,
@@ -30,15 +36,25 @@ from reconciler.errors import (
     CalendarNotFound,
     GoogleError,
     LeaseHeld,
+    LeaseLost,
     ReconcilerError,
-    StoreError,
+    SyncStopped,
+    first_line,
 )
 from reconciler.google.client import ApiPool, CalendarApi
 from reconciler.google.credentials import identity_of, load_credentials
 from reconciler.google.errors import describe_failure
 from reconciler.google.retry import RetryPolicy
+from reconciler.outcome import (
+    Attempt,
+    CalendarState,
+    PageCallback,
+    PassOutcome,
+    SyncRequest,
+    describe,
+)
 from reconciler.store import calendars, leases
-from reconciler.store.models import Account, Calendar, key_of
+from reconciler.store.models import Calendar, key_of
 
 log = logging.getLogger("reconciler.service")
 
@@ -56,7 +72,8 @@ class Failure:
 class PassReport:
     """The outcome of one pass over a set of calendars."""
 
-    results: list[SyncResult] = field(default_factory=list)
+    results: list[PassOutcome] = field(default_factory=list)
+    audits: list[PassOutcome] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -64,16 +81,8 @@ class PassReport:
         return not self.failures
 
 
-class LeaseLost(ReconcilerError):
-    """Our lease expired and another process took the calendar mid-pass."""
-
-
-class SyncStopped(ReconcilerError):
-    """The process is shutting down: the pass stopped after its last committed page.
-
-    Not a failure of the calendar: the stored cursor is untouched, so the next
-    pass (in this process or another) replays from it.
-    """
+def _state(calendar: CalendarState | Calendar) -> CalendarState:
+    return calendar if isinstance(calendar, CalendarState) else calendars.state_of(calendar)
 
 
 class Service:
@@ -86,9 +95,7 @@ class Service:
         self.owner = owner or leases.make_owner()
         self.retry = retry or RetryPolicy(attempts=config.google.retries + 1,
                                           max_seconds=config.google.max_retry_seconds)
-        self.settings = SyncSettings(mode=config.sync.mode, page_size=config.sync.page_size,
-                                     updated_min_overlap=config.sync.updated_min_overlap,
-                                     updated_min_full_after=config.sync.updated_min_full_after)
+        self.on_page_committed: PageCallback | None = None  # progress display hook
         self.before_request = before_request
         self._credentials: dict[str, google.auth.credentials.Credentials] = {}
         self._credentials_lock = threading.Lock()
@@ -139,7 +146,8 @@ class Service:
             engines = self._local.engines = {}
         engine = engines.get(account)
         if engine is None:
-            engine = engines[account] = CalendarSync(self.pool.for_account(account), self.settings)
+            engine = engines[account] = CalendarSync(self.pool.for_account(account),
+                                                     self.config.sync)
             with self._engines_lock:
                 self._engines.append(engine)
         return engine
@@ -155,7 +163,7 @@ class Service:
             self._engines.clear()
         try:
             leases.release_all(self.owner)
-        except Exception as exc:  # the database may be the thing that failed
+        except ReconcilerError as exc:  # the database may be the thing that failed
             log.warning("could not release leases: %s", exc)
 
     # -- which calendars ------------------------------------------------------
@@ -196,7 +204,7 @@ class Service:
                                     item.summary))
         chosen = discovery.assign(seen_by)
         # One query for every known row, instead of one (or more) per calendar.
-        existing = {row.calendar_key: row for row in Calendar.select()}
+        existing = {row.calendar_key: row for row in calendars.all_calendars()}
         rows: list[Calendar] = []
         for calendar_id, (account_name, interval, source, summary) in chosen.items():
             row = calendars.ensure_calendar(calendar_id, account_name, source=source,
@@ -218,7 +226,7 @@ class Service:
 
     @staticmethod
     def _parked(account: str) -> bool:
-        row = Account.get_or_none(Account.name == account)
+        row = calendars.get_account(account)
         return bool(row is not None and row.state == "needs_reauth"
                     and row.next_auth_retry is not None and row.next_auth_retry > utcnow())
 
@@ -234,12 +242,12 @@ class Service:
                         account, exc)
             resource = {"id": "primary"}
         calendar_id = str(resource.get("id") or "primary")
-        Account.update(primary_calendar_id=calendar_id).where(Account.name == account).execute()
+        calendars.set_primary_calendar(account, calendar_id)
         return calendar_id
 
     # -- syncing ---------------------------------------------------------------
 
-    def _keep_lease(self, row: Calendar) -> Callable[[], None]:
+    def _keep_lease(self, state: CalendarState) -> Callable[[], None]:
         lease_time = self.config.sync.lease_time
         renewed = [time.monotonic()]
 
@@ -247,81 +255,124 @@ class Service:
             # Called after each page commits: the place to stop on shutdown
             # without storing a cursor for pages not yet applied.
             if self.stopping.is_set():
-                raise SyncStopped(f"calendar {row.calendar_id}: stopped after the page in flight "
-                                  "(shutting down)")
+                raise SyncStopped(f"calendar {state.calendar_id}: stopped after the page in "
+                                  "flight (shutting down)")
             if time.monotonic() - renewed[0] < lease_time / 3:
                 return
-            if not leases.renew(row.id, self.owner, lease_time):
-                raise LeaseLost(f"calendar {row.calendar_id}: lease lost mid-pass (another "
+            if not leases.renew(state.pk, self.owner, lease_time):
+                raise LeaseLost(f"calendar {state.calendar_id}: lease lost mid-pass (another "
                                 "process took it); pages so far are kept")
             renewed[0] = time.monotonic()
 
         return keep
 
-    def claim(self, row: Calendar, wait: float) -> None:
-        """Take the calendar's lease, waiting up to ``wait`` seconds for a live holder."""
+    def claim(self, calendar: CalendarState, wait: float) -> CalendarState:
+        """Take the calendar's lease, waiting up to ``wait`` seconds for a live holder,
+        and return its row as read under the lease.
+
+        Raises ``LeaseHeld`` when it stays taken; the lease is given back if the
+        re-read fails.
+        """
         deadline = time.monotonic() + wait
-        while not leases.claim(row.id, self.owner, self.config.sync.lease_time):
+        while not leases.claim(calendar.pk, self.owner, self.config.sync.lease_time):
             if time.monotonic() >= deadline or self.stopping.is_set():
-                holder = leases.holder_of(row.id) or "another process"
-                raise LeaseHeld(f"calendar {row.calendar_id} is being synced by {holder}; "
+                holder = leases.holder_of(calendar.pk) or "another process"
+                raise LeaseHeld(f"calendar {calendar.calendar_id} is being synced by {holder}; "
                                 "it was skipped this time")
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-
-    def sync_calendar(self, row: Calendar, *, force_full: bool = False,
-                      lease_wait: float = 0.0) -> SyncResult:
-        """Claim, sync and release one calendar, recording the outcome on its row.
-
-        Raises the project error on failure (after recording it).
-        """
-        self.claim(row, lease_wait)
         try:
-            fresh = Calendar.get_by_id(row.id)
+            fresh = calendars.read_state(calendar.pk)
         except BaseException:
-            leases.release(row.id, self.owner)
+            leases.release(calendar.pk, self.owner)
             raise
-        return self.sync_claimed(fresh, force_full=force_full)
+        if fresh is None:  # purged meanwhile
+            raise LeaseHeld(f"calendar {calendar.calendar_id} was removed meanwhile; skipped")
+        return fresh
 
-    def sync_claimed(self, fresh: Calendar, *, force_full: bool = False,
-                     on_success: Callable[[], dict[str, Any]] | None = None) -> SyncResult:
-        """Sync a calendar whose lease this process holds (``fresh``: its row read after
-        the claim), record the outcome and release the lease.
+    def attempt(self, calendar: CalendarState | Calendar,
+                request: SyncRequest | None = None) -> Attempt:
+        """Claim, re-read, sync, record and release one calendar; then audit it if asked.
 
-        ``on_success`` supplies more calendar columns (the scheduler's next due
-        time) for the one UPDATE that records a successful pass.
+        Raises ``LeaseHeld`` when another live process holds the calendar, and
+        the project error of a failed pass (after recording it on the row).
+        ``Attempt.outcome`` is None when ``request.seen`` shows that another
+        process finished a pass between the caller's look and our claim.
         """
+        request = request or SyncRequest()
+        fresh = self.claim(_state(calendar), request.lease_wait)
+        seen = request.seen
+        if (seen is not None and fresh.last_attempt != seen.last_attempt
+                and fresh.sync_requested_at is None):
+            leases.release(fresh.pk, self.owner)
+            return Attempt(fresh, None)
+        outcome = self._sync_claimed(fresh, request.full, request.next_due)
+        audit = self._audit(fresh, request.lease_wait) if request.audit else None
+        return Attempt(fresh, outcome, audit)
+
+    def sync_calendar(self, calendar: CalendarState | Calendar, *, full: bool = False,
+                      lease_wait: float = 0.0) -> PassOutcome:
+        """One pass over one calendar (see :meth:`attempt`); its outcome."""
+        outcome = self.attempt(calendar, SyncRequest(full=full, lease_wait=lease_wait)).outcome
+        assert outcome is not None  # no ``seen``: never skipped
+        return outcome
+
+    def _audit(self, calendar: CalendarState, lease_wait: float) -> PassOutcome | None:
+        """A full listing right after a pass; None when another process holds the lease."""
+        try:
+            fresh = self.claim(calendar, lease_wait)
+        except LeaseHeld:
+            return None
+        outcome = self._sync_claimed(fresh, True, None)
+        if outcome.repaired:
+            log.warning("calendar %s: audit: mirror differed from Google (%d missing, "
+                        "%d outdated, %d stale rows); repaired", calendar.calendar_id,
+                        outcome.created, outcome.updated, outcome.deleted)
+        else:
+            log.info("calendar %s: audit: mirror matches Google", calendar.calendar_id)
+        return outcome
+
+    def _sync_claimed(self, fresh: CalendarState, full: bool,
+                      next_due: Callable[[], dt.datetime] | None) -> PassOutcome:
+        """Sync a calendar whose lease this process holds, record the outcome, release."""
         released = False
         try:
             engine = self.engine_for(fresh.account)
-            engine.keep_lease = self._keep_lease(fresh)
             try:
-                result = engine.sync(fresh, force_full=force_full)
+                outcome = engine.sync(fresh, full=full, keep_lease=self._keep_lease(fresh),
+                                      on_page_committed=self.on_page_committed)
             except SyncStopped:
                 raise
             except ReconcilerError as exc:
                 self._record_failure(fresh, exc)
                 raise
-            updates = dict(result.pending_updates or {})
-            if on_success is not None:
-                updates.update(on_success())
-            calendars.record_success(fresh.id, result.mode, self.owner, updates)
+            except Exception as exc:  # a bug: recorded like any failure, never silent
+                log.error("calendar %s: unexpected error", fresh.calendar_id, exc_info=True)
+                self._record_failure(fresh, ReconcilerError(
+                    f"internal error: {type(exc).__name__}: {first_line(exc)}"))
+                raise
+            calendars.record_success(fresh, self.owner, outcome,
+                                     next_due() if next_due is not None else None)
             released = True
             self._note_account_ok(fresh.account)
-            log.info(describe(result))
-            return result
+            log.info(describe(outcome))
+            return outcome
         finally:
             if not released:
-                leases.release(fresh.id, self.owner)
+                try:
+                    leases.release(fresh.pk, self.owner)
+                except ReconcilerError as exc:  # the database may be what failed
+                    log.warning("calendar %s: could not release the lease: %s",
+                                fresh.calendar_id, exc)
 
-    def _record_failure(self, row: Calendar, exc: ReconcilerError) -> None:
+    def _record_failure(self, row: CalendarState, exc: ReconcilerError) -> None:
         gone = isinstance(exc, CalendarNotFound)
         try:
-            calendars.record_failure(row.id, str(exc), type(exc).__name__, gone=gone)
+            calendars.record_failure(row.pk, str(exc), type(exc).__name__, gone=gone)
             if gone:
                 discovery.mark_lost(row.account, row.calendar_id)
             if isinstance(exc, AuthFailed):
                 self._note_account_failure(row.account, exc)
-        except Exception as store_exc:  # never hide the original failure
+        except ReconcilerError as store_exc:  # never hide the original failure
             log.warning("calendar %s: could not record failure: %s", row.calendar_id, store_exc)
 
     def _note_account_failure(self, account: str, exc: ReconcilerError) -> None:
@@ -343,8 +394,7 @@ class Service:
         # Once per account per process while it stays healthy: not a statement per poll.
         if account in self._accounts_ok:
             return
-        Account.update(state="ok", last_error=None).where(
-            (Account.name == account) & (Account.state != "ok")).execute()
+        calendars.mark_account_ok(account)
         self._accounts_ok.add(account)
 
     @staticmethod
@@ -360,30 +410,54 @@ class Service:
         for account in self.config.accounts:
             self.credentials_for(account.name)
 
-    def run_pass(self, rows: Iterable[Calendar], *, force_full: bool = False,
-                 concurrency: int | None = None, lease_wait: float | None = None) -> PassReport:
-        """Sync the given calendars once, ``concurrency`` at a time."""
+    def run_pass(self, rows: Iterable[CalendarState | Calendar],
+                 request: SyncRequest | None = None, *,
+                 concurrency: int | None = None) -> PassReport:
+        """Sync the given calendars once, ``concurrency`` at a time.
+
+        ``request`` defaults to a normal pass that waits up to ``lease_time`` for
+        a live holder. A failure of one calendar, of any kind, is a ``Failure``
+        in the report and never stops the others.
+        """
+        if request is None:
+            request = SyncRequest(lease_wait=self.config.sync.lease_time)
         report = PassReport()
-        wait = self.config.sync.lease_time if lease_wait is None else lease_wait
         lock = threading.Lock()
 
-        def one(row: Calendar) -> None:
+        def one(row: CalendarState | Calendar) -> None:
             if self.stopping.is_set():
                 return
+            state = _state(row)
             try:
-                result = self.sync_calendar(row, force_full=force_full, lease_wait=wait)
-            except (ReconcilerError, StoreError) as exc:
+                attempt = self.attempt(state, request)
+            except ReconcilerError as exc:
+                failure = Failure(state.calendar_id, _describe_error(
+                    state, exc, self._credentials.get(state.account)), type(exc).__name__)
+            except Exception as exc:  # a bug: one line for the user, traceback in the log
+                log.error("calendar %s: unexpected error", state.calendar_id, exc_info=True)
+                failure = Failure(state.calendar_id,
+                                  f"internal error: {type(exc).__name__}: {first_line(exc)}",
+                                  type(exc).__name__)
+            else:
                 with lock:
-                    report.failures.append(Failure(row.calendar_id, _describe_error(
-                        row, exc, self._credentials.get(row.account)),
-                                                   type(exc).__name__))
+                    if attempt.outcome is not None:
+                        report.results.append(attempt.outcome)
+                    if attempt.audit is not None:
+                        report.audits.append(attempt.audit)
                 return
             with lock:
-                report.results.append(result)
+                report.failures.append(failure)
 
         pool = self._pass_pool(max(1, concurrency or self.config.sync.concurrency))
-        for future in [pool.submit(one, row) for row in rows]:
-            future.result()
+        rows = list(rows)
+        for row, future in [(row, pool.submit(one, row)) for row in rows]:
+            try:
+                future.result()
+            except Exception as exc:  # never stop the other calendars of the pass
+                state = _state(row)
+                report.failures.append(Failure(state.calendar_id,
+                                               f"internal error: {first_line(exc)}",
+                                               type(exc).__name__))
         return report
 
     def _pass_pool(self, workers: int) -> ThreadPoolExecutor:
@@ -397,7 +471,7 @@ class Service:
         return self._pool
 
 
-def _describe_error(row: Calendar, exc: BaseException,
+def _describe_error(row: CalendarState, exc: BaseException,
                     credentials: google.auth.credentials.Credentials | None) -> str:
     if isinstance(exc, GoogleError):  # the advice lives in reconciler.google.errors
         return describe_failure(exc, row.account, identity_of(credentials), row.calendar_id)

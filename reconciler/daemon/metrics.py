@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from reconciler.clock import utcnow
-from reconciler.engine import SyncResult
+from reconciler.outcome import PassOutcome
 from reconciler.store.models import Calendar
 
 log = logging.getLogger("reconciler.daemon.metrics")
@@ -62,7 +62,7 @@ class Metrics:
         if owners is not None:
             r.register(_StoreCollector(owners, default_interval or (lambda: 300)))
 
-    def record_pass(self, result: SyncResult) -> None:
+    def record_pass(self, result: PassOutcome) -> None:
         """Count one successful pass and the changes it applied."""
         self.syncs.labels(result.mode).inc()
         self.duration.observe(result.seconds)
@@ -71,7 +71,7 @@ class Metrics:
             if count:
                 self.events.labels(kind).inc(count)
 
-    def record_audit(self, result: SyncResult) -> None:
+    def record_audit(self, result: PassOutcome) -> None:
         """Count an audit and what it had to repair (its own created/updated/deleted)."""
         self.audits.inc()
         for kind in ("created", "updated", "deleted"):

@@ -15,7 +15,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.store.models import Account, Calendar
+from reconciler.outcome import CalendarState
+from reconciler.store.models import Account
 
 FIRST_PASS_SPREAD_MAX = 0.1  # DESIGN: first passes start at once, spread over <= 10% of the interval
 DUE_TOLERANCE = dt.timedelta(seconds=0.5)
@@ -48,7 +49,7 @@ def audit_fraction(calendar_id: str) -> float:
     return int(hashlib.sha1(calendar_id.encode("utf-8")).hexdigest()[:8], 16) / 0x1_0000_0000
 
 
-def audit_due(row: Calendar, now: dt.datetime, audit_interval: float) -> bool:
+def audit_due(row: CalendarState, now: dt.datetime, audit_interval: float) -> bool:
     """Whether the calendar's periodic full listing is due.
 
     Due ``audit_interval * (1 - fraction/2)`` after the last full pass, where the
@@ -61,7 +62,7 @@ def audit_due(row: Calendar, now: dt.datetime, audit_interval: float) -> bool:
     return bool((now - row.last_full_sync).total_seconds() >= threshold)
 
 
-def plan(row: Calendar, account: Account | None, now: dt.datetime, *, first: bool,
+def plan(row: CalendarState, account: Account | None, now: dt.datetime, *, first: bool,
          process_started: dt.datetime, audit_interval: float = 0) -> Plan:
     """Decide whether the job syncs the calendar now, and if not, when to look again.
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.config import QuotaConfig
-from reconciler.service import SyncStopped
+from reconciler.errors import SyncStopped
 
 BURST_SECONDS = 10.0  # a bucket holds this many seconds' worth of requests
 

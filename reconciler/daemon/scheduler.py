@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import peewee
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -54,12 +53,12 @@ from reconciler.daemon.metrics import HealthServer, Metrics
 from reconciler.daemon.planning import Plan, first_run_offset, next_after_pass, plan
 from reconciler.daemon.quota import QuotaBudget
 from reconciler.daemon.reload import reload_config
-from reconciler.engine import SyncResult
-from reconciler.errors import AuthFailed, LeaseHeld, ReconcilerError
+from reconciler.errors import AuthFailed, LeaseHeld, ReconcilerError, SyncStopped, first_line
 from reconciler.google.retry import RetryPolicy
-from reconciler.service import Service, SyncStopped
+from reconciler.outcome import CalendarState, SyncRequest
+from reconciler.service import Service
 from reconciler.store import calendars, leases
-from reconciler.store.models import Account, Calendar, database_proxy
+from reconciler.store.models import Calendar
 
 log = logging.getLogger("reconciler.daemon")
 
@@ -175,9 +174,8 @@ class Daemon:
     def start(self) -> None:
         """Resolve the calendars, schedule their first passes, start serving."""
         self.service.check_credentials()  # a malformed key file: exit 2 before scheduling
-        Account.update(next_auth_retry=self.process_started).where(
-            (Account.state == "needs_reauth") & (Account.next_auth_retry > self.process_started)
-        ).execute()  # a restart tries parked accounts once (the credentials may be fixed)
+        # A restart tries parked accounts once (the credentials may be fixed).
+        calendars.retry_parked_accounts(self.process_started)
         self._resolve(initial=True)
         interval = self.config.sync.interval
         self.scheduler.add_job(self._poll_requests, IntervalTrigger(seconds=REQUEST_POLL_SECONDS),
@@ -270,7 +268,7 @@ class Daemon:
             else:
                 try:
                     leases.release_all(svc.owner)
-                except Exception as exc:
+                except ReconcilerError as exc:
                     log.warning("could not release leases: %s", exc)
         if self.http is not None:
             self.http.stop()
@@ -286,10 +284,10 @@ class Daemon:
         if not ok:
             detail["problem"] = "stopping" if self.stop_event.is_set() else "main loop stalled"
         try:
-            database_proxy.obj.execute_sql("SELECT 1")
-        except Exception as exc:
+            calendars.ping()
+        except ReconcilerError as exc:
             ok = False
-            detail["problem"] = f"database: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            detail["problem"] = f"database: {exc}"
         return ok, detail
 
     @contextlib.contextmanager
@@ -311,7 +309,7 @@ class Daemon:
         with self._tracked(), self._borrow() as svc:
             try:
                 rows, failures = svc.resolve_calendars()
-            except (ReconcilerError, peewee.PeeweeException) as exc:
+            except ReconcilerError as exc:
                 if initial:
                     raise
                 log.warning("could not refresh the calendar set: %s", exc)
@@ -358,9 +356,9 @@ class Daemon:
                             misfire_grace_time=max(30, interval))
 
     def _purge_removed(self) -> None:
-        for row in Calendar.select(Calendar.id, Calendar.calendar_id).where(Calendar.removed):
-            calendars.purge_calendar(row.id)
-            log.info("calendar %s: rows deleted (sync.purge_removed = true)", row.calendar_id)
+        for pk, calendar_id in calendars.removed_calendars():
+            calendars.purge_calendar(pk)
+            log.info("calendar %s: rows deleted (sync.purge_removed = true)", calendar_id)
 
     def scheduled(self) -> dict[int, str]:
         """Calendar pk -> calendar id of every calendar this process schedules."""
@@ -379,7 +377,7 @@ class Daemon:
             return
         try:
             pending = calendars.pending_requests()
-        except peewee.PeeweeException as exc:
+        except ReconcilerError as exc:
             log.debug("request poll failed: %s", exc)
             return
         now, mono = utcnow(), time.monotonic()
@@ -453,8 +451,8 @@ class Daemon:
                         if self.stop_event.is_set() or not self._attempt(svc, cal):
                             break
             except Exception as exc:  # a bug or a database outage: log, retry later
-                log.error("calendar %s: scheduler error: %s", cal.calendar_id, exc,
-                          exc_info=not isinstance(exc, peewee.PeeweeException | ReconcilerError))
+                log.error("calendar %s: scheduler error: %s", cal.calendar_id, first_line(exc),
+                          exc_info=not isinstance(exc, ReconcilerError))
                 self._schedule(cal, utcnow() + dt.timedelta(seconds=cal.interval))
             finally:
                 cal.running = False
@@ -462,66 +460,54 @@ class Daemon:
     def _attempt(self, svc: Service, cal: _Cal) -> bool:
         """One decision and at most one pass; True when a request asks for one more pass."""
         started = utcnow()
-        row = Calendar.get_or_none(Calendar.id == cal.pk)
-        if row is None:
+        state = calendars.read_state(cal.pk)
+        if state is None:
             return False
-        account = Account.get_or_none(Account.name == row.account)
-        decision = plan(row, account, started, first=cal.first,
+        account = calendars.get_account(state.account)
+        decision = plan(state, account, started, first=cal.first,
                         process_started=self.process_started,
                         audit_interval=self.config.sync.audit_interval)
         if not decision.sync:
             return self._skip(cal, decision, started)
         if decision.probe:
             until = started + dt.timedelta(seconds=REAUTH_RETRY[0])
-            if not calendars.claim_auth_probe(row.account, started, until):
+            if not calendars.claim_auth_probe(state.account, started, until):
                 return self._skip(cal, Plan(False, "needs_reauth", wait_until=until), started)
             log.info("account %s: trying its credentials again (with calendar %s)",
-                     row.account, row.calendar_id)
-            svc.recheck_account(row.account)
+                     state.account, state.calendar_id)
+            svc.recheck_account(state.account)
         cal.hold_until = None
-        try:
-            svc.claim(row, 0)
-        except LeaseHeld:
-            cal.first = False
-            self.metrics.skips.labels("lease_held").inc()
-            self._schedule(cal, next_after_pass(started, cal.interval, utcnow()))
-            return False
-        fresh = Calendar.get_by_id(cal.pk)
-        if (fresh.last_attempt != row.last_attempt and fresh.sync_requested_at is None
-                and not decision.probe):
-            # Another process finished a pass between our look and our claim.
-            leases.release(cal.pk, svc.owner)
-            cal.first = False
-            self.metrics.skips.labels("just_synced").inc()
-            self._schedule(cal, fresh.next_due or next_after_pass(started, cal.interval, utcnow()))
-            return False
-        seen = int(fresh.sync_request_seq or 0)
-        requested = fresh.sync_requested_at is not None
-
-        def next_due() -> dict[str, Any]:
+        request = SyncRequest(
+            audit=decision.audit, seen=None if decision.probe else state,
             # Stored in the same UPDATE that records the pass and releases the lease.
-            return {"next_due": next_after_pass(started, cal.interval, utcnow())}
-
+            next_due=lambda: next_after_pass(started, cal.interval, utcnow()))
         try:
-            # Already claimed and re-read above: no second claim, no second read.
-            result = svc.sync_claimed(fresh, on_success=next_due)
-            self.metrics.record_pass(result)
-            if requested:
-                self.metrics.sync_requests.inc()
-            if decision.audit:
-                self._audit(svc, cal)
+            attempt = svc.attempt(state, request)
         except SyncStopped:
             return False
         except LeaseHeld:
+            cal.first = False
             self.metrics.skips.labels("lease_held").inc()
             self._schedule(cal, next_after_pass(started, cal.interval, utcnow()))
             return False
-        except (ReconcilerError, peewee.PeeweeException) as exc:
-            self._after_failure(cal, row, exc)
+        except ReconcilerError as exc:
+            self._after_failure(cal, state, exc)
             return False
         cal.first = False
+        fresh = attempt.state
+        if attempt.outcome is None:
+            # Another process finished a pass between our look and our claim.
+            self.metrics.skips.labels("just_synced").inc()
+            self._schedule(cal, fresh.next_due or next_after_pass(started, cal.interval, utcnow()))
+            return False
+        self.metrics.record_pass(attempt.outcome)
+        if fresh.sync_requested_at is not None:
+            self.metrics.sync_requests.inc()
+        if attempt.audit is not None:
+            self.metrics.record_pass(attempt.audit)
+            self.metrics.record_audit(attempt.audit)
         cal.failures = 0
-        answered = calendars.clear_sync_request(cal.pk, seen)
+        answered = calendars.clear_sync_request(cal.pk, fresh.sync_request_seq)
         self._schedule(cal, next_after_pass(started, cal.interval, utcnow()))
         return not answered
 
@@ -534,40 +520,24 @@ class Daemon:
             self._schedule(cal, when)
         return False
 
-    def _audit(self, svc: Service, cal: _Cal) -> None:
-        try:
-            result: SyncResult = svc.sync_calendar(Calendar.get_by_id(cal.pk), force_full=True,
-                                                   lease_wait=0)
-        except LeaseHeld:
-            return
-        self.metrics.record_pass(result)
-        self.metrics.record_audit(result)
-        repaired = result.created + result.updated + result.deleted
-        if repaired:
-            log.warning("calendar %s: audit: mirror differed from Google (%d missing, %d outdated, "
-                        "%d stale rows); repaired", cal.calendar_id, result.created,
-                        result.updated, result.deleted)
-        else:
-            log.info("calendar %s: audit: mirror matches Google", cal.calendar_id)
-
-    def _after_failure(self, cal: _Cal, row: Calendar, exc: BaseException) -> None:
+    def _after_failure(self, cal: _Cal, row: CalendarState, exc: BaseException) -> None:
         cal.first = False
         cal.failures += 1
         failures = cal.failures
-        with contextlib.suppress(peewee.PeeweeException):
-            failures = max(failures, int(Calendar.get_by_id(cal.pk).consecutive_failures or 0))
+        with contextlib.suppress(ReconcilerError):
+            failures = max(failures, calendars.consecutive_failures(cal.pk))
         delay = failure_delay(exc, failures, cal.interval, self.config.sync.backoff_max, self.rand)
         due = utcnow() + dt.timedelta(seconds=delay.seconds)
         try:
             calendars.set_next_due(cal.pk, due)
             if isinstance(exc, AuthFailed):
                 self.service.park_account(row.account, str(exc), next_retry=due)
-        except peewee.PeeweeException as store_exc:
+        except ReconcilerError as store_exc:
             log.debug("calendar %s: could not store next due time: %s", cal.calendar_id,
                       store_exc)
         cal.hold_until = due
         self.metrics.failures.labels(type(exc).__name__).inc()
-        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        what = first_line(exc)
         log.warning("calendar %s: pass failed (%s): %s; next attempt in %.0fs (%s)",
                     cal.calendar_id, type(exc).__name__, what, delay.seconds, delay.reason)
         self._schedule(cal, due)

@@ -4,7 +4,11 @@ Built on the real google-api-python-client with the discovery document it
 ships (no network at build time). ``httplib2`` is not thread-safe, so a
 ``CalendarApi`` belongs to one thread: :class:`ApiPool` hands each thread its
 own, per account. Every request goes through ``_execute`` (quota budget,
-retries, error translation) and nothing else talks HTTP.
+retries, error translation) and nothing else talks HTTP. The decode step is
+part of the translation: a 200 whose body is not the resource asked for (HTML,
+a JSON array, an empty or cut body, a page without an ``items`` list)
+raises :class:`~reconciler.errors.MalformedResponse`, a transient error
+retried like a 5xx, never a ``ValueError`` traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import orjson
 from googleapiclient.discovery import build
 from googleapiclient.model import JsonModel
 
-from reconciler.errors import GoogleError
+from reconciler.errors import GoogleError, MalformedResponse
 from reconciler.google.errors import translate
 from reconciler.google.retry import RetryPolicy, call_with_retries
 
@@ -40,10 +44,47 @@ class FastJsonModel(JsonModel):
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError:
-            return super().deserialize(content)
+            try:
+                return super().deserialize(content)
+            except (ValueError, RecursionError) as exc:  # not JSON at all
+                raise MalformedResponse(
+                    f"the API answered 200 with a body that is not JSON "
+                    f"({_describe_body(content)})") from exc
         if self._data_wrapper and isinstance(body, dict) and "data" in body:
             body = body["data"]
         return body
+
+
+def _describe_body(content: bytes | str) -> str:
+    if not content:
+        return "empty body"
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    start = " ".join(text[:40].split())
+    return f"{len(content)} bytes starting {start!r}"
+
+
+def _resource(body: Any, what: str) -> dict[str, Any]:
+    """``body`` if it is a JSON object, else ``MalformedResponse``."""
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"the API answered 200 with a JSON {type(body).__name__} "
+                                f"where {what} was expected")
+    return body
+
+
+def _page(body: Any, what: str) -> dict[str, Any]:
+    """``body`` if it is a list page: an object with an ``items`` list.
+
+    A single item that is not an object is the planner's business (one bad
+    event, skipped and counted), not a reason to refuse the page.
+    """
+    page = _resource(body, what)
+    if not isinstance(page.get("items"), list):
+        raise MalformedResponse(f"the API answered 200 with a {what} without an items list")
+    token = page.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise MalformedResponse(f"the API answered 200 with a {what} whose nextPageToken "
+                                "is not a string")
+    return page
 
 
 class CalendarApi:
@@ -65,13 +106,15 @@ class CalendarApi:
         self._before_request = before_request
         self.requests = 0
 
-    def _execute(self, method: str, make_request: Callable[[], Any]) -> Any:
+    def _execute(self, method: str, make_request: Callable[[], Any],
+                 decode: Callable[[Any], dict[str, Any]] | None = None) -> Any:
         def attempt() -> Any:
             if self._before_request is not None:
                 self._before_request(method)
             self.requests += 1
             try:
-                return make_request().execute(num_retries=0)
+                body = make_request().execute(num_retries=0)
+                return decode(body) if decode is not None else body
             except Exception as exc:
                 translated = translate(exc)
                 if translated is None:
@@ -94,12 +137,14 @@ class CalendarApi:
         if updated_min:
             params["updatedMin"] = updated_min
         events = self._events
-        return dict(self._execute("events.list", lambda: events.list(**params)))
+        return dict(self._execute("events.list", lambda: events.list(**params),
+                                  lambda body: _page(body, "events page")))
 
     def get_calendar(self, calendar_id: str) -> dict[str, Any]:
         """``calendars.get``: used once to resolve ``primary`` to a real id."""
         calendars = self._service.calendars()
-        return dict(self._execute("calendars.get", lambda: calendars.get(calendarId=calendar_id)))
+        return dict(self._execute("calendars.get", lambda: calendars.get(calendarId=calendar_id),
+                                  lambda body: _resource(body, "calendar")))
 
     def list_calendar_list(self, *, sync_token: str | None = None,
                            page_token: str | None = None) -> dict[str, Any]:
@@ -111,13 +156,15 @@ class CalendarApi:
         if page_token:
             params["pageToken"] = page_token
         entries = self._service.calendarList()
-        return dict(self._execute("calendarList.list", lambda: entries.list(**params)))
+        return dict(self._execute("calendarList.list", lambda: entries.list(**params),
+                                  lambda body: _page(body, "calendarList page")))
 
     def watch_events(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``events.watch``: open a push channel for a calendar."""
         events = self._events
         return dict(self._execute("events.watch",
-                                  lambda: events.watch(calendarId=calendar_id, body=body)))
+                                  lambda: events.watch(calendarId=calendar_id, body=body),
+                                  lambda answer: _resource(answer, "channel")))
 
     def stop_channel(self, channel_id: str, resource_id: str) -> None:
         """``channels.stop``: close a push channel."""

@@ -3,7 +3,11 @@
 The calendar id is unique across accounts (a calendar is mirrored once); the
 row remembers which account syncs it. State updates after a pass (success or
 failure) are single UPDATE statements so they never race a running sync's
-page writes.
+page writes. Rows leave this module as :class:`~reconciler.outcome.CalendarState`
+values for the engine and the scheduler, and a pass's
+:class:`~reconciler.outcome.PassOutcome` comes back in one call
+(:func:`record_success`). Every public function maps database errors into
+``StoreError`` (see :mod:`reconciler.store.dberrors`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 import peewee
 
 from reconciler.clock import utcnow
+from reconciler.outcome import CalendarState, PassOutcome
 from reconciler.store.db import write_transaction
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import (
     Account,
     Calendar,
@@ -26,12 +32,14 @@ from reconciler.store.models import (
 )
 
 
+@map_db_errors()
 def ensure_account(name: str) -> Account:
     """The account row, created on first sight."""
     account, _ = Account.get_or_create(name=name)
     return account
 
 
+@map_db_errors()
 def get_calendar(calendar_id: str) -> Calendar | None:
     """The row of a mirrored calendar, or None."""
     return Calendar.get_or_none(Calendar.calendar_key == key_of(calendar_id))
@@ -51,6 +59,7 @@ def _changes_for(row: Calendar, source: str, interval: int | None,
     return changes
 
 
+@map_db_errors()
 def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
                     interval: int | None = None, summary: str | None = None,
                     known: Calendar | None = None) -> Calendar:
@@ -87,37 +96,88 @@ def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
         return row
 
 
+@map_db_errors()
 def reassign(calendar_pk: int, account: str) -> None:
     """Hand a calendar to another account (the previous one lost access)."""
     Calendar.update(account=account, gone=False).where(Calendar.id == calendar_pk).execute()
 
 
+@map_db_errors()
 def mark_removed(calendar_pk: int) -> None:
     """Stop polling a calendar that left the calendar list; its rows stay."""
     Calendar.update(removed=True, sync_token=None).where(Calendar.id == calendar_pk).execute()
 
 
-def record_success(calendar_pk: int, mode: str, owner: str,
-                   extra: dict[str, Any] | None = None) -> None:
-    """Note a successful pass and give the lease back, in one UPDATE.
+@map_db_errors()
+def record_success(calendar: CalendarState, owner: str, outcome: PassOutcome,
+                   next_due: dt.datetime | None = None) -> None:
+    """Note a successful pass, store its new cursor and give the lease back, in one UPDATE.
 
-    Clears the error streak, stores any cursor the engine handed back
-    (``extra``), and releases the lease only if ``owner`` still holds it.
+    Clears the error streak, stores the outcome's cursor (written only now,
+    after every page of the pass was applied), the next due time when given,
+    and releases the lease only if ``owner`` still holds it.
     """
     now = utcnow()
     ours = Calendar.lease_owner == owner
     columns: dict[Any, Any] = {
         Calendar.last_success: now, Calendar.last_attempt: now, Calendar.last_error: None,
         Calendar.last_error_kind: None, Calendar.consecutive_failures: 0,
-        Calendar.last_mode: mode, Calendar.gone: False,
+        Calendar.last_mode: outcome.mode, Calendar.gone: False,
         Calendar.lease_owner: peewee.Case(None, [(ours, None)], Calendar.lease_owner),
         Calendar.lease_expires: peewee.Case(None, [(ours, None)], Calendar.lease_expires),
     }
-    for name, value in (extra or {}).items():
-        columns[getattr(Calendar, name)] = value
-    Calendar.update(columns).where(Calendar.id == calendar_pk).execute()
+    cursor = outcome.cursor
+    if cursor.token_updated_at is not None:
+        columns[Calendar.sync_token] = cursor.sync_token
+        columns[Calendar.token_updated_at] = cursor.token_updated_at
+    if cursor.updated_min_cursor_ms is not None:
+        columns[Calendar.updated_min_cursor_ms] = cursor.updated_min_cursor_ms
+    if cursor.last_full_sync is not None:
+        columns[Calendar.last_full_sync] = cursor.last_full_sync
+    if next_due is not None:
+        columns[Calendar.next_due] = next_due
+    Calendar.update(columns).where(Calendar.id == calendar.pk).execute()
 
 
+def state_of(row: Calendar) -> CalendarState:
+    """The plain value of a calendar row, for the engine and the scheduler."""
+    return CalendarState(
+        pk=int(row.id), calendar_id=str(row.calendar_id), account=str(row.account),
+        sync_token=row.sync_token or None, updated_min_cursor_ms=row.updated_min_cursor_ms,
+        last_mode=row.last_mode, last_full_sync=row.last_full_sync,
+        last_attempt=row.last_attempt, last_success=row.last_success, next_due=row.next_due,
+        sync_requested_at=row.sync_requested_at,
+        sync_request_seq=int(row.sync_request_seq or 0),
+        consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed))
+
+
+@map_db_errors()
+def read_state(calendar_pk: int) -> CalendarState | None:
+    """The calendar's current state, or None when its row is gone (purged)."""
+    row = Calendar.get_or_none(Calendar.id == calendar_pk)
+    return state_of(row) if row is not None else None
+
+
+@map_db_errors()
+def all_calendars() -> list[Calendar]:
+    """Every calendar row, in one query."""
+    return list(Calendar.select())
+
+
+@map_db_errors()
+def removed_calendars() -> list[tuple[int, str]]:
+    """``(pk, calendar id)`` of every calendar marked removed."""
+    query = Calendar.select(Calendar.id, Calendar.calendar_id).where(Calendar.removed)
+    return [(int(pk), str(cid)) for pk, cid in query.tuples()]
+
+
+@map_db_errors()
+def forget_sync_token(calendar_pk: int) -> None:
+    """Drop a sync token Google rejected, so a failed resync never retries it."""
+    Calendar.update(sync_token=None).where(Calendar.id == calendar_pk).execute()
+
+
+@map_db_errors()
 def record_failure(calendar_pk: int, error: str, kind: str, *, gone: bool = False) -> int:
     """Note a failed pass; returns the new count of consecutive failures."""
     with write_transaction(database_proxy.obj):
@@ -130,11 +190,13 @@ def record_failure(calendar_pk: int, error: str, kind: str, *, gone: bool = Fals
     return int(count or 0)
 
 
+@map_db_errors()
 def set_next_due(calendar_pk: int, when: dt.datetime) -> None:
     """When the scheduler should poll this calendar next (shown by ``status``)."""
     Calendar.update(next_due=when).where(Calendar.id == calendar_pk).execute()
 
 
+@map_db_errors()
 def request_sync(calendar_pk: int) -> None:
     """Ask whichever process holds the calendar to poll it soon (a hint).
 
@@ -146,6 +208,7 @@ def request_sync(calendar_pk: int) -> None:
         Calendar.id == calendar_pk).execute()
 
 
+@map_db_errors()
 def pending_requests() -> list[tuple[int, int]]:
     """``(calendar pk, request counter)`` of every calendar with a "sync soon" request."""
     query = (Calendar.select(Calendar.id, Calendar.sync_request_seq)
@@ -153,6 +216,7 @@ def pending_requests() -> list[tuple[int, int]]:
     return [(int(pk), int(seq or 0)) for pk, seq in query.tuples()]
 
 
+@map_db_errors()
 def clear_sync_request(calendar_pk: int, seen_seq: int) -> bool:
     """Mark the request answered by a pass that started at counter ``seen_seq``.
 
@@ -170,6 +234,7 @@ def clear_sync_request(calendar_pk: int, seen_seq: int) -> bool:
     return not pending
 
 
+@map_db_errors()
 def claim_auth_probe(name: str, now: dt.datetime, until: dt.datetime) -> bool:
     """Let one caller retry a ``needs_reauth`` account now; others wait until ``until``.
 
@@ -182,6 +247,7 @@ def claim_auth_probe(name: str, now: dt.datetime, until: dt.datetime) -> bool:
                 .execute())
 
 
+@map_db_errors()
 def purge_calendar(calendar_pk: int) -> None:
     """Delete a removed calendar with its events, changes and channels (``purge_removed``)."""
     with write_transaction(database_proxy.obj):
@@ -190,6 +256,7 @@ def purge_calendar(calendar_pk: int) -> None:
         Calendar.delete().where((Calendar.id == calendar_pk) & Calendar.removed).execute()
 
 
+@map_db_errors()
 def set_account_state(name: str, state: str, error: str | None = None,
                       next_retry: dt.datetime | None = None) -> None:
     """Park an account as ``needs_reauth`` or bring it back to ``ok``."""
@@ -198,3 +265,43 @@ def set_account_state(name: str, state: str, error: str | None = None,
     if next_retry is not None or state == "ok":
         values["next_auth_retry"] = next_retry  # parking again keeps the planned retry time
     Account.update(values).where(Account.name == name).execute()
+
+
+@map_db_errors()
+def get_account(name: str) -> Account | None:
+    """The account row, or None."""
+    return Account.get_or_none(Account.name == name)
+
+
+@map_db_errors()
+def set_primary_calendar(name: str, calendar_id: str) -> None:
+    """Remember what ``primary`` resolved to for an account."""
+    Account.update(primary_calendar_id=calendar_id).where(Account.name == name).execute()
+
+
+@map_db_errors()
+def mark_account_ok(name: str) -> None:
+    """Clear a ``needs_reauth`` park after a success (no write when already ok)."""
+    Account.update(state="ok", last_error=None).where(
+        (Account.name == name) & (Account.state != "ok")).execute()
+
+
+@map_db_errors()
+def retry_parked_accounts(now: dt.datetime) -> None:
+    """Let every parked account be tried once now (a restart: credentials may be fixed)."""
+    Account.update(next_auth_retry=now).where(
+        (Account.state == "needs_reauth") & (Account.next_auth_retry > now)).execute()
+
+
+@map_db_errors()
+def consecutive_failures(calendar_pk: int) -> int:
+    """The stored count of failed passes in a row (0 when the row is gone)."""
+    value = Calendar.select(Calendar.consecutive_failures).where(
+        Calendar.id == calendar_pk).scalar()
+    return int(value or 0)
+
+
+@map_db_errors()
+def ping() -> None:
+    """Ask the database to answer (``/healthz``); raises ``StoreError`` when it cannot."""
+    database_proxy.obj.execute_sql("SELECT 1")

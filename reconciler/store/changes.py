@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.clock import utcnow
 from reconciler.store.bulk import write_many
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar, Change, Counter
 
 
@@ -28,6 +29,7 @@ class ChangeRecord:
     etag: str
 
 
+@map_db_errors()
 def append_changes(calendar_pk: int, changes: Sequence[ChangeRecord]) -> None:
     """Write change rows with ordered ids; call inside the writing transaction."""
     if not changes:
@@ -49,6 +51,7 @@ def _insert_query(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
     return Change.insert_many(rows, fields=_COLUMNS)
 
 
+@map_db_errors()
 def read_changes(since: int = 0, limit: int = 1000,
                  calendar_id: str | None = None) -> list[dict[str, Any]]:
     """Change rows with id > ``since`` in id order, as the JSON the CLI prints."""

@@ -3,7 +3,10 @@
 The sync hot path touches the database through exactly two calls per page:
 ``load_versions`` (one SELECT per chunk of ids) and ``write_page`` (one upsert,
 one counter update and one change insert inside a single transaction). The
-mark-and-sweep at the end of a full listing is ``sweep``.
+mark-and-sweep at the end of a full listing is ``sweep``. Calendar sync state
+(cursors) is never written here: ``calendars.record_success`` stores it once the
+pass is complete. Every public function maps database errors into
+``StoreError`` (see :mod:`reconciler.store.dberrors`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from reconciler.reconcile import CANCELLED, Version
 from reconciler.store.bulk import cached_sql, write_many
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar, Event, database_proxy, key_of
 
 CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
@@ -50,6 +54,7 @@ def dump_raw(resource: dict[str, Any]) -> str:
         return json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
 
 
+@map_db_errors()
 def load_versions(calendar_pk: int, event_ids: Iterable[str]) -> dict[str, Version]:
     """The stored versions of the given events of one calendar, by event id.
 
@@ -77,6 +82,7 @@ def _versions_sql(kind: str, width: int) -> str:
                & (Event.event_key.in_([f"k{i:039d}" for i in range(width)])))), width + 1)
 
 
+@map_db_errors()
 def has_rows(calendar_pk: int) -> bool:
     """Whether the mirror holds any row (live or tombstone) of the calendar."""
     return Event.select(Event.id).where(Event.calendar == calendar_pk).limit(1).exists()
@@ -121,38 +127,35 @@ def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
     write_many("event-upsert", _COLUMNS, _upsert_query, rows)
 
 
-def write_page(calendar_pk: int, writes: Sequence[EventWrite], changes: Sequence[ChangeRecord],
-               calendar_updates: dict[str, Any] | None = None) -> None:
-    """Apply one page atomically: event rows, their change rows, and calendar state."""
+@map_db_errors()
+def write_page(calendar_pk: int, writes: Sequence[EventWrite],
+               changes: Sequence[ChangeRecord]) -> None:
+    """Apply one page atomically: event rows and their change rows (a page's plan)."""
     if not writes and not changes:
-        if calendar_updates:  # one statement is atomic on its own: no BEGIN/COMMIT round trips
-            Calendar.update(calendar_updates).where(Calendar.id == calendar_pk).execute()
         return
     with write_transaction(database_proxy.obj):
         upsert_rows(calendar_pk, writes)
-        if calendar_updates:
-            Calendar.update(calendar_updates).where(Calendar.id == calendar_pk).execute()
         append_changes(calendar_pk, changes)
 
 
-def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int,
-          calendar_updates: dict[str, Any], *, started_empty: bool = False) -> list[ChangeRecord]:
+@map_db_errors()
+def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
+          started_empty: bool = False) -> list[ChangeRecord]:
     """Tombstone every live row a completed full listing did not hold.
 
     The raw resource stays the last live version (the export shows it with
     status ``cancelled``); ``updated_ms`` moves to the listing's time so an old
-    replay of that version cannot resurrect it. Runs in one transaction with
-    the calendar's new sync state. ``started_empty``: the calendar had no rows
-    when the leased listing began, so every row is one it wrote and none can
-    be stale; only the sync state is written.
+    replay of that version cannot resurrect it. Runs in one transaction.
+    ``started_empty``: the calendar had no rows when the leased listing began,
+    so every row is one it wrote and none can be stale: nothing to do.
     """
+    if started_empty:
+        return []
     with write_transaction(database_proxy.obj):
-        gone: list[tuple[int, str, str]] = []
-        if not started_empty:
-            live = (Event.select(Event.id, Event.event_id, Event.etag)
-                    .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
-                    .tuples())
-            gone = [(pk, event_id, etag) for pk, event_id, etag in live if event_id not in seen]
+        live = (Event.select(Event.id, Event.event_id, Event.etag)
+                .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
+                .tuples())
+        gone = [(pk, event_id, etag) for pk, event_id, etag in live if event_id not in seen]
         changes = [ChangeRecord(event_id, "deleted", etag) for _, event_id, etag in gone]
         newer = peewee.Case(None, [(Event.updated_ms > listing_updated_ms, Event.updated_ms)],
                             listing_updated_ms)
@@ -160,11 +163,11 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int,
         for start in range(0, len(pks), CHUNK):
             (Event.update(status=CANCELLED, updated_ms=newer, mirrored_at=utcnow())
              .where(Event.id.in_(pks[start:start + CHUNK])).execute())
-        Calendar.update(calendar_updates).where(Calendar.id == calendar_pk).execute()
         append_changes(calendar_pk, changes)
     return changes
 
 
+@map_db_errors()
 def count_events(calendar_pk: int, include_cancelled: bool = False) -> int:
     """How many rows the mirror holds for a calendar."""
     query = Event.select().where(Event.calendar == calendar_pk)
@@ -184,8 +187,9 @@ def iter_events(calendar_pk: int | None = None,
     if not include_cancelled:
         query = query.where(Event.status != CANCELLED)
     db = database_proxy.obj
-    if isinstance(db, peewee.SqliteDatabase):
-        yield from query.tuples().iterator()
-    else:
-        with db.atomic():
+    with map_db_errors():
+        if isinstance(db, peewee.SqliteDatabase):
             yield from query.tuples().iterator()
+        else:
+            with db.atomic():
+                yield from query.tuples().iterator()

@@ -15,6 +15,7 @@ import secrets
 import socket
 
 from reconciler.clock import utcnow
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar
 
 
@@ -49,6 +50,7 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+@map_db_errors()
 def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
     """Take the calendar's lease if it is free, expired, ours, or held by a dead local process."""
     now = utcnow()
@@ -69,6 +71,7 @@ def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
     return False
 
 
+@map_db_errors()
 def renew(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
     """Extend our lease; False means it was lost (expired and taken by another)."""
     expires = utcnow() + dt.timedelta(seconds=lease_seconds)
@@ -77,6 +80,7 @@ def renew(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
                 .execute())
 
 
+@map_db_errors()
 def release(calendar_pk: int, owner: str) -> None:
     """Give the lease back so another process may sync the calendar at once."""
     (Calendar.update(lease_owner=None, lease_expires=None)
@@ -84,12 +88,14 @@ def release(calendar_pk: int, owner: str) -> None:
      .execute())
 
 
+@map_db_errors()
 def release_all(owner: str) -> int:
     """Release every lease this process holds (shutdown)."""
     return int(Calendar.update(lease_owner=None, lease_expires=None)
                .where(Calendar.lease_owner == owner).execute())
 
 
+@map_db_errors()
 def holder_of(calendar_pk: int) -> str | None:
     """The current lease owner, for messages."""
     value = Calendar.select(Calendar.lease_owner).where(Calendar.id == calendar_pk).scalar()

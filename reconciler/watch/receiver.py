@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-import peewee
-
 from reconciler.config import Config
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, StoreError
 from reconciler.store import calendars as calendar_store
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import database_proxy
 from reconciler.watch import channels
 from reconciler.watch.throttle import HintThrottle
@@ -80,10 +79,10 @@ class Receiver:
         if not channel_id or len(channel_id) > MAX_CHANNEL_ID or not number_text.isdigit():
             return "400 Bad Request", b"not a channel notification\n", []
         try:
-            return self._notification(environ, channel_id, int(number_text))
-        except peewee.PeeweeException as exc:
-            log.warning("watch: database error while handling a notification: %s",
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            with map_db_errors():
+                return self._notification(environ, channel_id, int(number_text))
+        except StoreError as exc:
+            log.warning("watch: database error while handling a notification: %s", exc)
             _reset_connection()
             return "503 Service Unavailable", b"database unavailable\n", [("Retry-After", "5")]
 

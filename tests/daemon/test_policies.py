@@ -28,9 +28,9 @@ from reconciler.errors import (
     CalendarNotFound,
     QuotaExhausted,
     RateLimited,
+    SyncStopped,
     TransientGoogleError,
 )
-from reconciler.service import SyncStopped
 from reconciler.store.models import Account, Calendar
 
 NOW = dt.datetime(2025, 3, 1, 12, 0, 0)
