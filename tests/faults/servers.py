@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -122,6 +123,9 @@ class PrivatePostgres:
     """A throw-away PostgreSQL cluster (initdb into a temp dir), run as ``postgres`` when root."""
 
     def __init__(self, base: Path) -> None:
+        # Its own directory under /tmp: the postgres user must reach it, and
+        # pytest's tmp_path lives under a 0700 directory of the test's user.
+        base = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
         self.datadir = base / "pgdata"
         self.base = base
         self.port = free_port()
@@ -215,6 +219,7 @@ class PrivatePostgres:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _port_open(port: int) -> bool:
