@@ -148,3 +148,20 @@ def test_a_flood_of_forged_notifications_writes_a_few_log_lines(
     assert 1 <= len(lines) <= 4, [r.getMessage() for r in lines]
     assert len(watched.emu.request_log) == requests_before  # no API call for forgeries
     no_tracebacks(caplog)
+
+
+def test_rate_limited_log_counts_what_it_does_not_write(caplog: pytest.LogCaptureFixture) -> None:
+    from reconciler.watch.throttle import RateLimitedLog
+
+    now = [0.0]
+    limited = RateLimitedLog(logging.getLogger("test.ratelimit"), 60, monotonic=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="test.ratelimit")
+    assert limited.log("k", logging.WARNING, "bad %s", "one")
+    for _ in range(99):
+        assert not limited.log("k", logging.WARNING, "bad %s", "more")
+    assert limited.log("other", logging.WARNING, "another kind")  # kinds are apart
+    now[0] = 61.0
+    assert limited.log("k", logging.WARNING, "bad %s", "again")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["bad one", "another kind",
+                     "bad again (99 more like this in the last 60s not logged)"]
