@@ -58,11 +58,22 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def fail_lines(problems: list[str], code: int) -> None:
+    """Print one error line per problem (a config with three mistakes: three lines)."""
+    for problem in problems:
+        click.echo(f"reconciler: error: {problem}", err=True)
+    sys.exit(code)
+
+
 @contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn project and database errors into one line and the contract's exit status."""
     try:
         yield
+    except ConfigError as exc:
+        if debug:
+            raise
+        fail_lines(exc.problems, exc.exit_code)
     except ReconcilerError as exc:
         if debug:
             raise
@@ -242,6 +253,7 @@ def _register_optional_commands() -> None:
         ("reconciler.daemon.cli", "run_command", "run"),
         ("reconciler.watch.cli", "receiver_command", "receiver"),
         ("reconciler.watch.cli", "watch_group", "watch"),
+        ("reconciler.cli_auth", "auth", "auth"),
     ):
         try:
             module = importlib.import_module(module_name)
@@ -261,7 +273,7 @@ def main() -> None:
     try:
         cli.main(prog_name="reconciler", standalone_mode=True)
     except ConfigError as exc:  # raised before a command's own handler, e.g. by callbacks
-        fail(str(exc), 2)
+        fail_lines(exc.problems, 2)
     except StoreError as exc:
         fail(str(exc), 1)
 

@@ -43,16 +43,18 @@ class ReconcilerError(Exception):
 
 
 class ConfigError(ReconcilerError):
-    """The configuration (or a file it names) is unusable; exit status 2."""
+    """The configuration (or a file it names) is unusable; exit status 2.
+
+    ``problems`` holds every problem, one line each (the CLI prints one line per
+    problem); ``str()`` is the one-line summary: the first problem, and how many
+    more there are.
+    """
 
     exit_code = 2
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
-        self.problems = problems or [message]
-
-    def __str__(self) -> str:
-        return "; ".join(self.problems)
+        self.problems = problems or [str(self)]
 
 
 class StoreError(ReconcilerError):

@@ -34,7 +34,8 @@ from reconciler.errors import (
     StoreError,
 )
 from reconciler.google.client import ApiPool, CalendarApi
-from reconciler.google.credentials import load_credentials
+from reconciler.google.credentials import identity_of, load_credentials
+from reconciler.google.errors import describe_failure
 from reconciler.google.retry import RetryPolicy
 from reconciler.store import calendars, leases
 from reconciler.store.models import Account, Calendar, key_of
@@ -375,7 +376,8 @@ class Service:
                 result = self.sync_calendar(row, force_full=force_full, lease_wait=wait)
             except (ReconcilerError, StoreError) as exc:
                 with lock:
-                    report.failures.append(Failure(row.calendar_id, _describe_error(row, exc),
+                    report.failures.append(Failure(row.calendar_id, _describe_error(
+                        row, exc, self._credentials.get(row.account)),
                                                    type(exc).__name__))
                 return
             with lock:
@@ -397,13 +399,8 @@ class Service:
         return self._pool
 
 
-def _describe_error(row: Calendar, exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, CalendarNotFound):
-        return (f"account {row.account}: {text} (check that the calendar exists and is shared "
-                "with this account)")
-    if isinstance(exc, AuthFailed):
-        return f"account {row.account}: {text} (re-authorise the account's credentials)"
-    if isinstance(exc, GoogleError):
-        return f"account {row.account}: {text}"
-    return text
+def _describe_error(row: Calendar, exc: BaseException,
+                    credentials: google.auth.credentials.Credentials | None) -> str:
+    if isinstance(exc, GoogleError):  # the advice lives in reconciler.google.errors
+        return describe_failure(exc, row.account, identity_of(credentials), row.calendar_id)
+    return str(exc)

@@ -53,6 +53,7 @@ def authorized_user_file(tmp_path: Path, emu: Emulator, user: str, name: str = "
         "type": "authorized_user", "client_id": "id.apps.googleusercontent.com",
         "client_secret": "s3cret", "refresh_token": f"emulator-user:{user}",
         "token_uri": emu.base_url.split("/calendar/v3/")[0] + "/token"}))
+    path.chmod(0o600)
     return path
 
 
@@ -65,6 +66,7 @@ def service_account_file(tmp_path: Path, emu: Emulator) -> Path:
         "type": "service_account", "project_id": "demo", "private_key_id": "k1",
         "private_key": pem, "client_email": "robot@demo.iam.gserviceaccount.com",
         "client_id": "1", "token_uri": emu.base_url.split("/calendar/v3/")[0] + "/token"}))
+    path.chmod(0o600)
     return path
 
 
@@ -173,3 +175,22 @@ def test_discovery_survives_an_expired_calendar_list_token(
         "dan@example.com", SHARED, "later@group.calendar.google.com"}
     lists = [r for r in emu.request_log if r.method == "calendarList.list"]
     assert [r.status for r in lists] == [410, 200]
+
+
+def test_service_account_without_subject_reads_calendars_shared_with_it(
+        calendar_emulator: Emulator, tmp_path: Path) -> None:
+    emu = calendar_emulator
+    robot = "robot@demo.iam.gserviceaccount.com"
+    emu.add_calendar(SHARED, owners=["ann@example.com"])
+    emu.share(SHARED, robot, role="reader")
+    emu.insert_event(SHARED, {"summary": "shared with the robot", "start": {"date": "2025-05-01"},
+                              "end": {"date": "2025-05-02"}}, user="ann@example.com")
+    key = service_account_file(tmp_path, emu)
+    path = endpoint_config(emu, tmp_path, f"sqlite:///{tmp_path}/m.db", [
+        {"name": "robot", "credentials": str(key), "calendars": [SHARED]}])
+    result = run_cli(None, "-c", str(path), "once")
+    assert result.returncode == 0, result.stderr
+    load(path)
+    assert_mirror_exact(emu, SHARED)
+    assert {r.user for r in emu.request_log if r.method == "events.list"} == {robot}
+    assert json.loads(key.read_text())["type"] == "service_account"  # never written back

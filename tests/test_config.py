@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import textwrap
@@ -13,7 +14,6 @@ import pytest
 from reconciler.config import (
     AccountConfig,
     CalendarConfig,
-    CalendarTarget,
     Config,
     DatabaseConfig,
     GoogleConfig,
@@ -123,11 +123,12 @@ def test_allow_missing_default_gives_defaults_with_env_overrides(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config(None, {}, allow_missing=True)
-    assert config == Config()
+    # the default relative SQLite path means the working directory, made absolute
+    assert config == Config(database=DatabaseConfig(f"sqlite:///{tmp_path}/reconciler.db"))
     assert config.path is None and config.accounts == ()
     env = {**EMULATOR, "RECONCILER_DATABASE_URL": "sqlite:///other.db"}
     config = load_config(None, env, allow_missing=True)
-    assert config.database.url == "sqlite:///other.db"
+    assert config.database.url == f"sqlite:///{tmp_path}/other.db"
     assert config.google.emulator
 
 
@@ -167,8 +168,9 @@ def test_non_utf8_file_is_an_error(tmp_path: Path) -> None:
 
 def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ACCOUNT), {})
-    assert config.database == DatabaseConfig(url="sqlite:///reconciler.db")
-    assert config.google == GoogleConfig(None, False, 60.0, 120.0, 6)
+    # the default relative SQLite path is relative to the config file's folder
+    assert config.database == DatabaseConfig(url=f"sqlite:///{tmp_path}/reconciler.db")
+    assert config.google == GoogleConfig(None, 60.0, 120.0, 6) and not config.google.emulator
     assert config.sync == SyncConfig(
         mode="sync_token", interval=300, page_size=2500, concurrency=4, lease_time=60,
         updated_min_overlap=60, updated_min_full_after=21 * 86400, audit_interval=604800,
@@ -264,14 +266,17 @@ def test_calendar_entries_strings_and_tables_and_intervals(tmp_path: Path) -> No
     discover = true
     """
     config = load_config(write(tmp_path, body), {})
-    assert config.account("a").calendars[1] == CalendarConfig("x@group.calendar.google.com", 60)
-    assert config.calendar_targets() == [
-        CalendarTarget("a", "primary", 100),
-        CalendarTarget("a", "x@group.calendar.google.com", 60),
-        CalendarTarget("a", "y", 100),
-        CalendarTarget("b", "primary", 200),  # primary differs per account: kept
-        CalendarTarget("b", "z", 200),  # x@... already synced by the first account
-    ]
+    assert config.sync.interval == 100
+    assert config.account("a").calendars == (
+        CalendarConfig("primary"),
+        CalendarConfig("x@group.calendar.google.com", 60),
+        CalendarConfig("y"),
+    )
+    assert config.account("b").interval == 200
+    assert config.account("b").calendars == (
+        CalendarConfig("primary"), CalendarConfig("x@group.calendar.google.com"),
+        CalendarConfig("z"),
+    )
     assert config.account("c").calendars == () and config.account("c").discover
     with pytest.raises(KeyError):
         config.account("nobody")
@@ -378,11 +383,14 @@ def test_bad_database_env_names_the_variable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "backend", "sqlite_path"),
     [
-        ("sqlite:///reconciler.db", "sqlite", "reconciler.db"),
+        ("sqlite:///reconciler.db", "sqlite", "{tmp}/reconciler.db"),
+        ("sqlite:///sub/../x.db", "sqlite", "{tmp}/x.db"),
         ("sqlite:////abs/path.db", "sqlite", "/abs/path.db"),
         ("sqlite:///:memory:", "sqlite", ":memory:"),
         ("mysql://u:p@h:3306/n", "mysql", None),
         ("mysql+pymysql://u:p@h/n", "mysql", None),
+        ("mariadb://u:p@h/n", "mysql", None),
+        ("MySQL://u:p@h/n", "mysql", None),
         ("postgres://u@h/n", "postgresql", None),
         ("postgresql://u:p@h:5432/n", "postgresql", None),
     ],
@@ -392,7 +400,8 @@ def test_valid_database_urls(
 ) -> None:
     config = load_config(write(tmp_path, f'[database]\nurl = "{url}"\n{ACCOUNT}'), {})
     assert config.database.backend == backend
-    assert config.database.sqlite_path == sqlite_path
+    expected = None if sqlite_path is None else sqlite_path.format(tmp=tmp_path)
+    assert config.database.sqlite_path == expected
 
 
 @pytest.mark.parametrize(
@@ -430,27 +439,28 @@ def test_database_password_hidden(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("section", "key", "value", "fragment"),
     [
-        ("sync", "interval", "'abc'", "must be a positive integer number of seconds, got 'abc'"),
+        ("sync", "interval", "'abc'",
+         "must be an integer number of seconds from 1 to 604800, got 'abc'"),
         ("sync", "interval", "0", "got 0"),
         ("sync", "interval", "2.5", "got 2.5"),
         ("sync", "interval", "true", "got true"),
         ("sync", "mode", "'tokens'", "must be 'sync_token' or 'updated_min', got 'tokens'"),
         ("sync", "page_size", "0", "from 1 to 2500"),
         ("sync", "page_size", "2501", "from 1 to 2500"),
-        ("sync", "concurrency", "0", ">= 1"),
-        ("sync", "lease_time", "4", ">= 5"),
-        ("sync", "updated_min_overlap", "-1", ">= 0"),
-        ("sync", "updated_min_full_after", "0", "positive"),
+        ("sync", "concurrency", "0", "an integer from 1 to 256, got 0"),
+        ("sync", "lease_time", "4", "from 5 to 3600, got 4"),
+        ("sync", "updated_min_overlap", "-1", "from 0 to 86400"),
+        ("sync", "updated_min_full_after", "0", "from 1 to 31622400"),
         ("sync", "audit_interval", "-1", "0 disables"),
         ("sync", "jitter", "1.5", "from 0 to 1"),
         ("sync", "jitter", "-0.1", "from 0 to 1"),
         ("sync", "jitter", "nan", "got nan"),
-        ("sync", "backoff_max", "0", "positive"),
+        ("sync", "backoff_max", "0", "from 1 to 604800"),
         ("sync", "purge_removed", "'yes'", "must be true or false, got 'yes'"),
-        ("google", "timeout", "0", "positive number"),
+        ("google", "timeout", "0", "a number of seconds above 0 and at most 3600, got 0"),
         ("google", "timeout", "inf", "got inf"),
-        ("google", "max_retry_seconds", "-1", ">= 0"),
-        ("google", "retries", "-1", ">= 0"),
+        ("google", "max_retry_seconds", "-1", "from 0 to 86400"),
+        ("google", "retries", "-1", "an integer from 0 to 100"),
         ("google", "api_endpoint", "'ftp://x/'", "must be an http(s) URL"),
         ("google", "api_endpoint", "5", "must be a string, got 5"),
         ("quota", "requests_per_minute", "0", "requests per minute"),
@@ -459,7 +469,7 @@ def test_database_password_hidden(tmp_path: Path) -> None:
         ("watch", "allow_insecure", "'no'", "must be true or false"),
         ("watch", "listen", "'8086'", "must be host:port"),
         ("watch", "listen", "'127.0.0.1:70000'", "must be host:port"),
-        ("watch", "ttl", "0", "positive"),
+        ("watch", "ttl", "0", "from 1 to 2592000"),
         ("watch", "renew_margin", "604800", "must be less than watch.ttl (604800)"),
         ("metrics", "port", "0", "from 1 to 65535"),
         ("metrics", "port", "65536", "from 1 to 65535"),
@@ -479,7 +489,8 @@ def test_example_message_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ConfigError) as info:
         load_config(None, {})
     assert str(info.value) == (
-        "reconciler.toml: sync.interval: must be a positive integer number of seconds, got 'abc'"
+        "reconciler.toml: sync.interval: must be an integer number of seconds from 1 to 604800, "
+        "got 'abc'"
     )
 
 
@@ -605,7 +616,8 @@ A = "[[accounts]]\nname = 'a'\ncredentials = 'sa.json'\n"
         (A + "calendars = [{interval = 5}]",
          "accounts[0].calendars[0].id: is required"),
         (A + "calendars = [{id = 'x', interval = 0}]",
-         "accounts[0].calendars[0].interval: must be a positive integer number of seconds"),
+         "accounts[0].calendars[0].interval: must be an integer number of seconds from 1 to "
+         "604800, got 0"),
         (A + "calendars = [{id = 'x', every = 5}]",
          "accounts[0].calendars[0].every: unknown key"),
         (A + "calendars = ['x', {id = 'x'}]",
@@ -614,7 +626,7 @@ A = "[[accounts]]\nname = 'a'\ncredentials = 'sa.json'\n"
         (A + "discover = 'yes'\ncalendars = ['p']",
          "accounts[0].discover: must be true or false"),
         (A + "interval = -5\ncalendars = ['p']",
-         "accounts[0].interval: must be a positive integer number of seconds, got -5"),
+         "accounts[0].interval: must be an integer number of seconds from 1 to 604800, got -5"),
         (A + "subject = 'bob'\ncalendars = ['p']",
          "accounts[0].subject: must be the email address"),
         ("[[accounts]]\nname = 'a'\ncredentials = 7\ncalendars = ['p']",
@@ -635,7 +647,7 @@ def test_same_calendar_in_two_accounts_is_allowed(tmp_path: Path) -> None:
     body = ACCOUNT.replace('"primary"', '"t@x"') + ACCOUNT.replace(
         '"ops"', '"dev"').replace('"primary"', '"t@x"')
     config = load_config(write(tmp_path, body), {})
-    assert config.calendar_targets() == [CalendarTarget("ops", "t@x", 300)]
+    assert [a.calendars for a in config.accounts] == [(CalendarConfig("t@x"),)] * 2
 
 
 # ----------------------------------------------------------------------- unknown keys
@@ -706,8 +718,9 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
         "accounts[1].calendars[1]",
     ]
     assert all(p.startswith(f"{path}: ") and "\n" not in p for p in problems)
-    assert str(info.value) == "; ".join(problems)
-    assert info.value.message == "; ".join(problems)
+    # str() is one line: the first problem and how many more (the CLI prints them all)
+    assert str(info.value) == f"{problems[0]} (and {len(problems) - 1} more problems)"
+    assert info.value.message == str(info.value)
 
 
 def test_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
@@ -731,10 +744,10 @@ def test_parse_config_from_text(tmp_path: Path) -> None:
 def test_example_loads_in_emulator_mode() -> None:
     config = load_config(EXAMPLE, EMULATOR)
     assert [a.name for a in config.accounts] == ["ops"]
-    assert config.calendar_targets() == [
-        CalendarTarget("ops", "primary", 300),
-        CalendarTarget("ops", "team@group.calendar.google.com", 60),
-    ]
+    assert config.accounts[0].interval == 300
+    assert config.accounts[0].calendars == (
+        CalendarConfig("primary"), CalendarConfig("team@group.calendar.google.com", 60),
+    )
 
 
 def test_example_loads_with_real_credentials_file(tmp_path: Path) -> None:
@@ -748,7 +761,7 @@ def test_example_loads_with_real_credentials_file(tmp_path: Path) -> None:
 
 def test_example_values_are_the_defaults() -> None:
     config = load_config(EXAMPLE, EMULATOR)
-    assert config.database == DatabaseConfig()
+    assert config.database == DatabaseConfig(f"sqlite:///{EXAMPLE.parent}/reconciler.db")
     assert config.sync == SyncConfig()
     assert config.quota == QuotaConfig()
     assert config.metrics == MetricsConfig()
@@ -762,17 +775,22 @@ def test_example_values_are_the_defaults() -> None:
 
 
 def test_example_documents_every_key() -> None:
-    from reconciler.config import _CALENDAR_KEYS, _SECTIONS
+    from reconciler.config.models import ConfigFile
 
     text = EXAMPLE.read_text()
     sections = re.split(r"^\[+([a-z]+)\]+\s*$", text, flags=re.M)
     bodies = dict(zip(sections[1::2], sections[2::2], strict=True))
-    assert set(bodies) == set(_SECTIONS)
-    for section, keys in _SECTIONS.items():
-        for key in keys:
-            assert re.search(rf"^#? ?{key} = ", bodies[section], re.M), f"{section}.{key}"
-    for key in _CALENDAR_KEYS:
-        assert f"{key} = " in bodies["accounts"]
+    tables = {f.name: f.type for f in dataclasses.fields(ConfigFile)}
+    model_of = {"accounts": AccountConfig, **{name: cls for name, cls in (
+        ("database", DatabaseConfig), ("google", GoogleConfig), ("sync", SyncConfig),
+        ("quota", QuotaConfig), ("watch", WatchConfig), ("metrics", MetricsConfig))}}
+    assert set(bodies) == set(tables) == set(model_of)
+    for section, cls in model_of.items():
+        for field in dataclasses.fields(cls):
+            assert re.search(rf"^#? ?{field.name} = ", bodies[section], re.M), (
+                f"{section}.{field.name}")
+    for field in dataclasses.fields(CalendarConfig):
+        assert f"{field.name} = " in bodies["accounts"]
     # every key line is preceded by a comment line
     lines = text.splitlines()
     for i, line in enumerate(lines):

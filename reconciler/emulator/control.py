@@ -46,6 +46,8 @@ OPERATIONS = frozenset(
         "resume_notifications",
         "deliveries",
         "clear_request_log",
+        "set_latency",
+        "concurrency",
     }
 )
 

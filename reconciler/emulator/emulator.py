@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import secrets
 import threading
 from dataclasses import asdict, dataclass
@@ -19,8 +20,11 @@ from urllib.parse import quote
 
 from . import errors, events, listing
 from .clock import Clock
+from .concurrency import InFlight
 from .faults import Fault, FaultBook
+from .latency import Latency
 from .model import Calendar, Membership, dumps
+from .oauth import AccessTokenExpired, OAuthProvider
 from .tokens import TokenCodec
 from .watch import ChannelHub
 
@@ -41,6 +45,7 @@ class RequestRecord:
     end: float
     status: int
     thread: str
+    delay: float = 0.0  # seconds of configured latency this answer waited
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (used by the HTTP control API)."""
@@ -56,8 +61,12 @@ class Emulator:
         token_retention: timedelta = timedelta(days=7),
         updated_min_limit: timedelta = timedelta(days=29),
         secret: bytes | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        """Create an empty emulator; calendars appear via :meth:`add_calendar` or on use."""
+        """Create an empty emulator; calendars appear via :meth:`add_calendar` or on use.
+
+        ``rng`` draws latency jitter (pass a seeded ``random.Random`` for reproducible runs).
+        """
         self.default_user = default_user
         self.token_retention = token_retention
         self.updated_min_limit = updated_min_limit
@@ -65,6 +74,8 @@ class Emulator:
         self.clock = Clock()
         self.codec = TokenCodec(secret)
         self.faults = FaultBook()
+        self.latency = Latency(rng)
+        self.in_flight = InFlight()
         self.hub = ChannelHub(self.clock)
         self.calendars: dict[str, Calendar] = {}
         self.removed: dict[str, Calendar] = {}
@@ -73,6 +84,7 @@ class Emulator:
         self.acl_generation = secrets.token_hex(4)
         self.revoked_refresh: set[str] = set()
         self.revoked_access: set[str] = set()
+        self.oauth = OAuthProvider(self.clock, default_user)
         self._log: list[RequestRecord] = []
         self._empty_pages: dict[str | None, int] = {}
         self.base_url = ""
@@ -86,6 +98,12 @@ class Emulator:
         token = authorization[7:].strip()
         if token in self.revoked_access:
             raise errors.auth_error()
+        try:
+            issued = self.oauth.user_of_access_token(token)
+        except AccessTokenExpired:
+            raise errors.auth_error() from None
+        if issued is not None:
+            return issued
         if token.startswith(USER_TOKEN_PREFIX) and len(token) > len(USER_TOKEN_PREFIX):
             return token[len(USER_TOKEN_PREFIX) :]
         return self.default_user
@@ -110,7 +128,7 @@ class Emulator:
             raise errors.not_found()
         return cal
 
-    def _limits(self, cal_key: str | None) -> listing.Limits:
+    def _limits(self, cal_key: str | None, repeat_page_token: bool = False) -> listing.Limits:
         force = False
         for key in (cal_key, None):
             if self._empty_pages.get(key, 0) > 0:
@@ -122,15 +140,19 @@ class Emulator:
             int(self.token_retention.total_seconds() * 1000),
             int(self.updated_min_limit.total_seconds() * 1000),
             force,
+            repeat_page_token,
         )
 
     # ----------------------------------------------------------------- API paths
-    def api_list_events(self, user: str, cal_id: str, params: listing.Params) -> bytes:
-        """events.list."""
+    def api_list_events(
+        self, user: str, cal_id: str, params: listing.Params, repeat_page_token: bool = False
+    ) -> bytes:
+        """events.list (``repeat_page_token``: the hostile never-ending listing fault)."""
         with self.lock:
             cal = self.resolve(user, cal_id)
             role = cal.role_of(user) or "reader"
-            return listing.list_events(cal, role, params, self.codec, self._limits(cal.id))
+            limits = self._limits(cal.id, repeat_page_token)
+            return listing.list_events(cal, role, params, self.codec, limits)
 
     def api_instances(self, user: str, cal_id: str, event_id: str, params: listing.Params) -> bytes:
         """events.instances."""
@@ -218,8 +240,11 @@ class Emulator:
         self.hub.stop(body)
 
     def oauth_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """The OAuth token endpoint: refresh-token and JWT-bearer grants."""
+        """The OAuth token endpoint: authorization-code, refresh-token and JWT-bearer grants
+        (access tokens expire on the emulator clock; see ``oauth.py``)."""
         grant = form.get("grant_type", "")
+        if grant == "authorization_code":
+            return self.oauth.exchange_code(form)
         if grant == "refresh_token":
             rt = form.get("refresh_token", "")
             if not rt or rt in self.revoked_refresh:
@@ -227,8 +252,8 @@ class Emulator:
                     "error": "invalid_grant",
                     "error_description": "Token has been expired or revoked.",
                 }
-            token = rt if rt.startswith(USER_TOKEN_PREFIX) else "emulator-access-" + secrets.token_hex(12)
-        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return 200, self.oauth.issue_access(self.oauth.user_of_refresh_token(rt) or self.default_user)
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             claims: dict[str, Any] = {}
             try:
                 part = form.get("assertion", "").split(".")[1]
@@ -439,13 +464,35 @@ class Emulator:
         kind: str = "status",
         status: int = 500,
         reason: str | None = None,
-        count: int = 1,
+        count: int | None = 1,
         retry_after: float | None = None,
         stall_seconds: float = 0.0,
         methods: set[str] | list[str] | None = None,
     ) -> Fault:
-        """Make the next ``count`` matching API requests fail ("status"), stall or drop."""
+        """Make the next ``count`` matching API requests (None: all) misbehave as ``kind`` says.
+
+        Kinds: "status", "stall", "drop", "repeat_page_token", "html", "json_array",
+        "empty", "truncated"; see :mod:`reconciler.emulator.faults`.
+        """
         return self.faults.add(calendar_id, kind, status, reason, count, retry_after, stall_seconds, methods)
+
+    def set_latency(self, fixed_ms: float = 0.0, per_item_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        """Delay every API answer by fixed + per_item * items returned + uniform(0, jitter) ms.
+
+        The delay is slept in the request's own thread with no lock held, so
+        concurrent requests overlap as they do against Google. All zero: no delay.
+        """
+        self.latency.set(fixed_ms, per_item_ms, jitter_ms)
+
+    def concurrency(self, reset: bool = False) -> dict[str, int]:
+        """API requests in flight now and the most at once since the last reset.
+
+        With ``reset`` the high-water mark restarts (after the snapshot is taken).
+        """
+        snap = self.in_flight.snapshot()
+        if reset:
+            self.in_flight.reset()
+        return snap
 
     def clear_faults(self) -> None:
         """Disarm every injected fault."""

@@ -5,6 +5,20 @@ id"; a page token carries the query fingerprint, the last id served and the
 modification sequence snapshotted on the first page, and ``nextSyncToken`` (last
 page only) is that snapshot. Anything modified after the snapshot simply comes
 again next time. Pages are built by joining each version's cached JSON bytes.
+
+Filters, as Google applies them:
+- ``eventTypes`` (repeatable; an event without ``eventType`` is ``default``) keeps
+  the named types; cancelled events always pass it (a stub carries no type, and a
+  sync response always carries every deletion). It is allowed with ``syncToken``,
+  but only with the same set as the full listing that produced the token: the set
+  is signed into the token, and a different one answers 410 ``fullSyncRequired``
+  (Google calls the mismatch "undefined behavior"; a full resync is the safe
+  reading and what a client must do anyway).
+- ``timeMin`` is an exclusive lower bound on an event's end, ``timeMax`` an
+  exclusive upper bound on its start (a recurring series matches when any
+  occurrence does); both only on listings without ``syncToken`` (400 with one).
+  A windowed full listing still ends with a sync token, whose increments carry
+  every change, inside the window or not.
 """
 
 from __future__ import annotations
@@ -53,6 +67,14 @@ _NOT_QUERY = frozenset(
 )
 
 
+EVENT_TYPES = frozenset(
+    {"birthday", "default", "focusTime", "fromGmail", "outOfOffice", "workingLocation"}
+)  # the ``eventTypes`` enum of the discovery document
+
+
+_PAST_LAST_ID = "\U0010ffff"  # sorts after every event id: a cursor past the last one
+
+
 @dataclass
 class Limits:
     """The clock reading and retention limits one request is judged against."""
@@ -61,6 +83,7 @@ class Limits:
     token_retention_ms: int
     updated_min_limit_ms: int
     force_empty: bool = False
+    repeat_page_token: bool = False  # hostile fault: every page says "more", same token
 
 
 def one(params: Params, name: str) -> str | None:
@@ -102,6 +125,15 @@ def fingerprint(params: Params) -> str:
     return hashlib.sha1(repr(items).encode()).hexdigest()[:16]
 
 
+def event_types(params: Params) -> list[str]:
+    """The sorted, de-duplicated ``eventTypes`` filter (empty: every type); 400 if unknown."""
+    types = sorted({t for v in params.get("eventTypes", []) for t in v.split(",") if t})
+    for t in types:
+        if t not in EVENT_TYPES:
+            raise errors.invalid(f"Invalid value for eventTypes: {t}", "eventTypes")
+    return types
+
+
 def _time(params: Params, name: str) -> datetime | None:
     value = one(params, name)
     if value is None:
@@ -126,7 +158,14 @@ def _page_state(params: Params, codec: TokenCodec, kind: str) -> dict[str, Any] 
 
 
 def _sync_seq(
-    params: Params, codec: TokenCodec, kind: str, scope: str, gen: str, limits: Limits, head: int
+    params: Params,
+    codec: TokenCodec,
+    kind: str,
+    scope: str,
+    gen: str,
+    limits: Limits,
+    head: int,
+    types: list[str] | None = None,
 ) -> int:
     token = one(params, "syncToken") or ""
     try:
@@ -141,14 +180,23 @@ def _sync_seq(
         and st["s"] <= head
         and isinstance(st.get("i"), int)
         and limits.now_ms - st["i"] <= limits.token_retention_ms
+        and st.get("t", []) == (types or [])
     )
     if not ok:
         raise errors.full_sync_required()
     return int(st["s"])
 
 
+class Page(bytes):
+    """A serialised list page that also knows how many items it carries (for latency)."""
+
+    item_count: int = 0
+
+
 def _envelope(head: dict[str, Any], items: list[bytes]) -> bytes:
-    return dumps(head)[:-1] + b',"items":[' + b",".join(items) + b"]}"
+    page = Page(dumps(head)[:-1] + b',"items":[' + b",".join(items) + b"]}")
+    page.item_count = len(items)
+    return page
 
 
 def _cal_head(cal: Calendar, role: str) -> dict[str, Any]:
@@ -168,12 +216,13 @@ def _matcher(
     updated_min_ms: int | None,
     tmin: datetime | None,
     tmax: datetime | None,
+    type_list: list[str],
 ) -> Callable[[Version], bool]:
     ical = one(params, "iCalUID")
     q = (one(params, "q") or "").lower() or None
     private = [p.split("=", 1) for p in params.get("privateExtendedProperty", []) if "=" in p]
     shared = [p.split("=", 1) for p in params.get("sharedExtendedProperty", []) if "=" in p]
-    types = {t for v in params.get("eventTypes", []) for t in v.split(",")}
+    types = frozenset(type_list)
     simple = not (ical or q or private or shared or types or tmin or tmax)
 
     def match(v: Version) -> bool:
@@ -233,6 +282,7 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
             "parameter",
             "timeMax",
         )
+    types = event_types(params)
     upd = _time(params, "updatedMin")
     updated_min_ms = None
     if upd is not None:
@@ -243,23 +293,35 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
     snapshot = int(page["s"]) if page else cal.seq
     tseq = -1
     if has_sync:
-        tseq = _sync_seq(params, codec, "s", cal.id, cal.generation, limits, cal.seq)
+        tseq = _sync_seq(params, codec, "s", cal.id, cal.generation, limits, cal.seq, types)
         candidates = cal.changed_since(tseq, snapshot)
     else:
         candidates = cal.ids
     include_cancelled = has_sync or show_deleted or updated_min_ms is not None
-    match = _matcher(params, include_cancelled, updated_min_ms, tmin, tmax)
+    match = _matcher(params, include_cancelled, updated_min_ms, tmin, tmax, types)
     fp = fingerprint(params)
     head = _cal_head(cal, role)
 
     def token(cursor: dict[str, Any]) -> str:
         return codec.encode({"k": "p", "f": fp, "s": snapshot, **cursor})
 
+    def sync_token() -> str:
+        payload: dict[str, Any] = {"k": "s", "c": cal.id, "g": cal.generation, "s": snapshot}
+        payload["i"] = limits.now_ms
+        if types:
+            payload["t"] = types  # the filter the token is valid for
+        return codec.encode(payload)
+
+    def finish(items: list[bytes], end: dict[str, Any]) -> bytes:
+        if limits.repeat_page_token:  # never end: answer the token asked with (or one past the end)
+            head.pop("nextSyncToken", None)
+            head["nextPageToken"] = one(params, "pageToken") or head.get("nextPageToken") or token(end)
+        return _envelope(head, items)
+
     if limits.force_empty:
-        head["nextPageToken"] = token(
-            {"a": page.get("a"), "o": page.get("o", 0)} if page else {"a": None, "o": 0}
-        )
-        return _envelope(head, [])
+        cursor = {"a": page.get("a"), "o": page.get("o", 0)} if page else {"a": None, "o": 0}
+        head["nextPageToken"] = token(cursor)
+        return finish([], cursor)
     if not single and order is None:
         after = page.get("a") if page else None
         i = bisect.bisect_right(candidates, after) if after is not None else 0
@@ -274,10 +336,8 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
         if i < n:
             head["nextPageToken"] = token({"a": candidates[i - 1]})
         else:
-            head["nextSyncToken"] = codec.encode(
-                {"k": "s", "c": cal.id, "g": cal.generation, "s": snapshot, "i": limits.now_ms}
-            )
-        return _envelope(head, items)
+            head["nextSyncToken"] = sync_token()
+        return finish(items, {"a": _PAST_LAST_ID})
     rows = _materialise(cal, candidates, match, single, include_cancelled, tmin, tmax)
     if order == "startTime":
         rows.sort(key=lambda r: (r[0], r[1]))
@@ -290,10 +350,8 @@ def list_events(cal: Calendar, role: str, params: Params, codec: TokenCodec, lim
     if offset + limit < len(rows):
         head["nextPageToken"] = token({"o": offset + limit})
     elif order is None:
-        head["nextSyncToken"] = codec.encode(
-            {"k": "s", "c": cal.id, "g": cal.generation, "s": snapshot, "i": limits.now_ms}
-        )
-    return _envelope(head, [r[3] for r in chunk])
+        head["nextSyncToken"] = sync_token()
+    return finish([r[3] for r in chunk], {"o": max(len(rows), offset + limit)})
 
 
 _MIN = datetime.min.replace(tzinfo=None)

@@ -1,9 +1,16 @@
-"""The HTTP front end: Calendar v3 routes, the OAuth token endpoint and ``/_emulator/``.
+"""The HTTP front end: Calendar v3 routes, the OAuth endpoints and ``/_emulator/``.
 
 A standard-library ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive;
 every response is written in one ``write`` with an exact Content-Length, so a
 google-api-python-client (httplib2) or aiohttp client reuses its connection.
 Injected faults are applied here, after routing and before the handler runs.
+
+Threading model: one thread per connection (``ThreadingHTTPServer``), so every
+client connection is served concurrently. Configured latency
+(:meth:`Emulator.set_latency`) and ``stall`` faults sleep in that connection's
+thread, after the answer is computed and with no lock held, so delayed requests
+overlap; the sleep ends early when the server stops. Every request except the
+``/_emulator/`` control API is delayed and counted in ``Emulator.in_flight``.
 """
 
 from __future__ import annotations
@@ -22,11 +29,16 @@ from typing import Any
 from . import errors
 from .control import handle_control
 from .emulator import Emulator, RequestRecord
+from .faults import BODY_KINDS, Fault, hostile_body
+from .oauth import form_with_basic_auth
+
+OAUTH_AUTHORIZE_PATH = "/o/oauth2/auth"
 
 API_PREFIX = "/calendar/v3/"
 JSON_TYPE = "application/json; charset=UTF-8"
 _REASONS = {
     200: "OK",
+    302: "Found",
     204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
@@ -58,6 +70,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
         self._sock_lock = threading.Lock()
+        self.stopping = threading.Event()
         super().__init__(address, Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -72,8 +85,14 @@ class EmulatorServer(ThreadingHTTPServer):
             self.open_sockets.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about connections cut by :meth:`close_all` while stopping."""
+        if not self.stopping.is_set():
+            super().handle_error(request, client_address)
+
     def close_all(self) -> None:
-        """Shut down every open client connection."""
+        """Wake sleeping handlers and shut down every open client connection."""
+        self.stopping.set()
         with self._sock_lock:
             socks = list(self.open_sockets)
         for s in socks:
@@ -125,29 +144,62 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 300
     server: EmulatorServer
+    _delayed = False  # whether this request has had its latency already
+    _counted = False  # whether this request is still counted in flight
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging (it would dominate benchmark time)."""
 
     def do_GET(self) -> None:
         """Dispatch GET."""
-        self._handle()
+        self._serve()
 
     def do_POST(self) -> None:
         """Dispatch POST."""
-        self._handle()
+        self._serve()
 
     def do_PUT(self) -> None:
         """Dispatch PUT."""
-        self._handle()
+        self._serve()
 
     def do_PATCH(self) -> None:
         """Dispatch PATCH."""
-        self._handle()
+        self._serve()
 
     def do_DELETE(self) -> None:
         """Dispatch DELETE."""
-        self._handle()
+        self._serve()
+
+    def _serve(self) -> None:
+        """Answer one request, counted in flight unless it is a control request."""
+        self._delayed = False
+        self._counted = not self.path.startswith("/_emulator/")
+        if self._counted:
+            self.server.emulator.in_flight.enter()
+        try:
+            self._handle()
+        finally:
+            self._uncount()
+
+    def _uncount(self) -> None:
+        """Stop counting this request as in flight (before its answer is written)."""
+        if self._counted:
+            self._counted = False
+            self.server.emulator.in_flight.leave()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep without holding any lock; returns early when the server stops."""
+        if seconds > 0:
+            self.server.stopping.wait(seconds)
+
+    def _delay(self, items: int) -> float:
+        """Apply the configured latency once per request; returns the seconds waited for."""
+        if self._delayed:
+            return 0.0
+        self._delayed = True
+        seconds = self.server.emulator.latency.seconds(items)
+        self._wait(seconds)
+        return seconds
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -173,6 +225,9 @@ class Handler(BaseHTTPRequestHandler):
             lines.append(f"{k}: {v}")
         if self.close_connection:
             lines.append("Connection: close")
+        if not self.path.startswith("/_emulator/"):
+            self._delay(0)  # the token endpoint and unknown paths wait like the API does
+        self._uncount()  # a client that has its answer sees the request finished
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(head + body)
 
@@ -182,8 +237,13 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if url.path == "/token" and self.command == "POST":
             form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items()}
-            status, payload = emu.oauth_token(form)
+            status, payload = emu.oauth_token(form_with_basic_auth(form, self.headers.get("Authorization")))
             self._send(status, json.dumps(payload).encode())
+            return
+        if url.path == OAUTH_AUTHORIZE_PATH and self.command == "GET":
+            query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+            status, headers, payload = emu.oauth.authorize(query)
+            self._send(status, json.dumps(payload).encode() if payload else b"", headers)
             return
         if url.path.startswith("/_emulator/"):
             status, out = handle_control(emu, self.command, url.path[len("/_emulator/") :], url.query, body)
@@ -201,13 +261,25 @@ class Handler(BaseHTTPRequestHandler):
         method, cal_id, event_id = route(self.command, parts)
         user = emu.default_user
         headers: dict[str, str] | None = None
+        content_type = JSON_TYPE
+        items = 0
         try:
             user = emu.user_for(self.headers.get("Authorization"))
             if cal_id == "primary":
                 cal_id = user
-            self._fault(emu, cal_id, method)
-            out = self._call(emu, method, user, cal_id, event_id, params, body)
-            status = 200 if out else 204
+            fault = self._fault(emu, cal_id, method)
+            kind = fault.kind if fault is not None else None
+            if kind in BODY_KINDS and kind != "truncated":
+                out, content_type = hostile_body(str(kind), b"")
+                status = 200
+            else:
+                repeat = kind == "repeat_page_token"
+                out = self._call(emu, method, user, cal_id, event_id, params, body, repeat)
+                items = getattr(out, "item_count", 0)
+                status = 200 if out else 204
+                if kind == "truncated":
+                    out, content_type = hostile_body(kind, out)
+                    status = 200
         except errors.ApiError as exc:
             status, out, headers = exc.code, exc.body_bytes(), exc.headers
         except _Drop:
@@ -215,6 +287,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the emulator: answer like Google's backend would
             err = errors.fault_error(500, "backendError", None)
             status, out, headers = 500, err.body_bytes(), None
+        delay = self._delay(items)
         # log before answering, so a client that reads the log right after its call sees it
         emu.record(
             RequestRecord(
@@ -228,26 +301,30 @@ class Handler(BaseHTTPRequestHandler):
                 time.monotonic(),
                 status,
                 threading.current_thread().name,
+                delay,
             )
         )
         if status == 0:
+            self._uncount()
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self._send(status, out, headers)
+        self._send(status, out, headers, content_type)
 
-    @staticmethod
-    def _fault(emu: Emulator, cal_id: str | None, method: str) -> None:
+    def _fault(self, emu: Emulator, cal_id: str | None, method: str) -> Fault | None:
+        """Apply the next armed fault; returns it when it shapes the answer instead."""
         fault = emu.faults.take(cal_id, method)
         if fault is None:
-            return
+            return None
         if fault.kind == "stall":
-            time.sleep(fault.stall_seconds)
-        elif fault.kind == "drop":
+            self._wait(fault.stall_seconds)
+            return None
+        if fault.kind == "drop":
             raise _Drop()
-        else:
+        if fault.kind == "status":
             raise errors.fault_error(fault.status, fault.reason, fault.retry_after)
+        return fault
 
     @staticmethod
     def _call(
@@ -258,6 +335,7 @@ class Handler(BaseHTTPRequestHandler):
         event_id: str | None,
         params: dict[str, list[str]],
         raw: bytes,
+        repeat_page_token: bool = False,
     ) -> bytes:
         body: Any = None
         if raw:
@@ -267,7 +345,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise errors.ApiError(400, "parseError", "Parse Error") from exc
         cal = cal_id or ""
         if method == "events.list":
-            return emu.api_list_events(user, cal, params)
+            return emu.api_list_events(user, cal, params, repeat_page_token)
         if method == "events.get":
             return emu.api_get_event(user, cal, str(event_id))
         if method == "events.insert":

@@ -36,12 +36,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import peewee
 from playhouse.db_url import parseresult_to_dict
 from playhouse.shortcuts import ReconnectMixin
 
+from reconciler.dburl import backend_of, driver_url, redact_url, sqlite_path
 from reconciler.errors import DatabaseUnavailable
 
 # Peewee's TextField is MySQL TEXT (64 KB); the raw JSON of an event with
@@ -150,15 +151,6 @@ class PrivateSqliteDatabase(peewee.SqliteDatabase):
                 os.umask(old)
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 def dialect(db: peewee.Database) -> str:
     """``sqlite``, ``mysql`` or ``postgres``."""
     if isinstance(db, peewee.SqliteDatabase):
@@ -171,14 +163,14 @@ def dialect(db: peewee.Database) -> str:
 def open_database(url: str) -> peewee.Database:
     """Connect to the database at ``url`` and check that it answers.
 
-    Accepts ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-    ``mysql://user:pass@host:3306/name`` (also ``mysql+pymysql://``) and
-    ``postgresql://user@host/name``.
+    Accepts every scheme of :data:`reconciler.dburl.SCHEMES` (``sqlite:///``,
+    ``mysql://``, ``postgresql://`` and their aliases). A loaded config carries
+    an absolute SQLite path, so the messages here name the file exactly.
     """
-    scheme = urlsplit(url).scheme.lower()
+    backend = backend_of(url)
     params: dict[str, Any]
-    if scheme.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
+    if backend == "sqlite":
+        path = sqlite_path(url)
         if path and path != ":memory:":
             parent = Path(path).parent
             if not parent.exists():
@@ -194,8 +186,7 @@ def open_database(url: str) -> peewee.Database:
             "field_types": FIELD_TYPES,
             "check_same_thread": False,
         }
-    elif scheme.startswith("mysql"):
-        url = "mysql" + url[len(scheme):]
+    elif backend == "mysql":
         from pymysql.constants import CLIENT
 
         # FOUND_ROWS: an UPDATE reports rows matched, not rows changed, so a
@@ -203,15 +194,16 @@ def open_database(url: str) -> peewee.Database:
         params = {"charset": "utf8mb4", "field_types": MYSQL_FIELD_TYPES,
                   "connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
                   "write_timeout": WRITE_TIMEOUT, "client_flag": CLIENT.FOUND_ROWS}
-    elif scheme in ("postgres", "postgresql"):
+    elif backend == "postgresql":
         params = {"field_types": FIELD_TYPES, "connect_timeout": CONNECT_TIMEOUT,
                   **PG_KEEPALIVE}
     else:
+        scheme = url.partition("://")[0]
         raise DatabaseUnavailable(
             f"database url {redact_url(url)}: unsupported scheme {scheme!r} "
             "(use sqlite:///, mysql:// or postgresql://)")
     try:
-        db = _make_database(url, params)
+        db = _make_database(driver_url(url), backend, params)
         db.connect(reuse_if_open=True)
     except peewee.PeeweeException as exc:
         raise DatabaseUnavailable(
@@ -222,16 +214,14 @@ def open_database(url: str) -> peewee.Database:
     return db
 
 
-def _make_database(url: str, params: dict[str, Any]) -> peewee.Database:
-    """The database object for ``url`` (not yet connected), with the reconnecting classes."""
-    parsed = urlsplit(url)
-    kwargs = parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+def _make_database(url: str, backend: str, params: dict[str, Any]) -> peewee.Database:
+    """The database object for a driver ``url`` (not yet connected): this module's classes."""
+    kwargs = parseresult_to_dict(urlsplit(url), unquote_password=True, unquote_user=True)
     kwargs.update(params)
-    scheme = parsed.scheme.lower()
     cls: type[peewee.Database]
-    if scheme.startswith("sqlite"):
+    if backend == "sqlite":
         cls = PrivateSqliteDatabase
-    elif scheme.startswith("mysql"):
+    elif backend == "mysql":
         cls = ReconnectingMySQLDatabase
     else:
         cls = ReconnectingPostgresqlDatabase

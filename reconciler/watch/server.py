@@ -29,6 +29,7 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
+from reconciler.dburl import parse_host_port
 from reconciler.errors import ConfigError
 from reconciler.watch.receiver import MAX_BODY, MAX_HEADERS
 
@@ -81,17 +82,12 @@ class _SlowRequestSweeper:
 
 
 def parse_listen(listen: str, what: str = "watch.listen") -> tuple[str, int]:
-    """Split ``host:port`` or ``[v6]:port``; a malformed value is a one-line ConfigError."""
-    if listen.startswith("["):
-        host, sep, rest = listen[1:].partition("]")
-        port = rest[1:] if sep and rest.startswith(":") else ""
-    else:
-        host, _, port = listen.rpartition(":")
-        if ":" in host:
-            host = ""
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    """Split ``host:port`` or ``[v6]:port`` (port 0: any free port); a malformed
+    value is a one-line ConfigError."""
+    parsed = parse_host_port(listen, allow_zero=True)
+    if parsed is None:
         raise ConfigError(f"{what}: must be host:port (e.g. 127.0.0.1:8086), got {listen!r}")
-    return host, int(port)
+    return parsed
 
 
 class ReceiverServer:

@@ -1,0 +1,300 @@
+"""Turn validation errors into the one-line problems a user reads.
+
+A problem is ``SOURCE: KEY: what is wrong``: SOURCE is the config file (or the
+environment variable an override came from), KEY a dotted path with array
+items counted from 0 (``accounts[0].calendars[1]``). The wording comes from
+the models' own declarations (type, bounds, :class:`~.models.Unit`,
+:class:`~.models.Hint`), so a new field gets a sensible message for free.
+
+Invariants: a problem never contains a newline, never a secret's value (fields
+marked :class:`~.models.Secret`) and never a database password; unknown keys
+get a "did you mean" hint from :mod:`difflib` when a known key is close.
+Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
+from reconciler.config.models import CalendarConfig, ConfigFile, Hint, Secret, Unit
+
+__all__ = ["Loc", "Problem", "describe", "format_key", "from_validation_error", "unknown_key"]
+
+Loc = tuple[str | int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the config, located by ``loc`` and reported by ``source``."""
+
+    loc: Loc
+    message: str
+    source: str | None = None  # None: the config file
+    unknown: bool = False  # an unknown key: says nothing about the known keys' values
+
+    def line(self, default_source: str) -> str:
+        """The one-line text shown to the user."""
+        key = format_key(self.loc)
+        where = f"{self.source or default_source}: {key}: " if key else (
+            f"{self.source or default_source}: ")
+        return " ".join(f"{where}{self.message}".split("\n"))
+
+
+def format_key(loc: Loc) -> str:
+    """``("accounts", 0, "calendars", 1)`` -> ``accounts[0].calendars[1]``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def type_name(value: Any) -> str:
+    """Name a value's TOML type, for messages that must not show the value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return "a date/time"
+    return f"a {type(value).__name__} value"
+
+
+def describe(value: Any) -> str:
+    """Show a bad value the way the user wrote it in TOML (short, one line)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, int):
+        text = repr(value)
+        return text if len(text) <= 30 else f"{text[:12]}... ({len(text)} digits)"
+    if isinstance(value, float):
+        return repr(value)
+    return type_name(value)
+
+
+# --------------------------------------------------------------------------- model lookup
+
+
+def _dataclass_in(annotation: Any) -> type | None:
+    """The pydantic dataclass an annotation holds (through Annotated/Union/tuple)."""
+    if isinstance(annotation, type) and hasattr(annotation, "__pydantic_fields__"):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _dataclass_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _metadata(annotation: Any) -> list[Any]:
+    found: list[Any] = []
+    if typing.get_origin(annotation) is typing.Annotated:
+        for meta in annotation.__metadata__:
+            found.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+    for arg in typing.get_args(annotation):
+        if not isinstance(arg, str | int | float):
+            found.extend(_metadata(arg))
+    return found
+
+
+def _base(annotation: Any) -> Any:
+    """The scalar type (int, float, bool, str, Path or a Literal) behind an annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return annotation
+    if origin is typing.Annotated:
+        return _base(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                return _base(arg)
+    return annotation
+
+
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    owner: type
+    name: str
+    info: FieldInfo
+
+    @property
+    def metadata(self) -> list[Any]:
+        return [*self.info.metadata, *_metadata(self.info.annotation)]
+
+    def has(self, kind: type) -> Any:
+        return next((m for m in self.metadata if isinstance(m, kind)), None)
+
+
+def _fields(cls: type) -> dict[str, FieldInfo]:
+    return dict(getattr(cls, "__pydantic_fields__", {}))
+
+
+def _walk(root: type, loc: Loc) -> tuple[type, _Field | None, bool]:
+    """Follow ``loc`` from ``root``: the table it ends in, its field, and whether
+    the last step was an array item (``calendars[1]``) rather than a key."""
+    cls: type = root
+    field: _Field | None = None
+    item = False
+    for part in loc:
+        if isinstance(part, int):
+            item = True
+            continue
+        item = False
+        if field is not None:
+            inner = _dataclass_in(field.info.annotation)
+            if inner is not None:
+                cls = inner
+        info = _fields(cls).get(part)
+        if info is None:
+            return cls, None, False
+        field = _Field(cls, part, info)
+    return cls, field, item
+
+
+def rank(root: type, loc: Loc) -> tuple[tuple[int, int], ...]:
+    """Sort key: a table's unknown keys first, then its fields in declaration order."""
+    out: list[tuple[int, int]] = []
+    cls: type | None = root
+    for part in loc:
+        if isinstance(part, int):
+            out.append((1, part))
+            continue
+        names = list(_fields(cls)) if cls is not None else []
+        if part in names:
+            out.append((1, names.index(part)))
+            assert cls is not None
+            cls = _dataclass_in(_fields(cls)[part].annotation)
+        else:
+            out.append((0, 0))
+            cls = None
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _num(value: Any) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _number(low: Any, high: Any, exclusive: bool) -> str:
+    if exclusive:
+        return (f"above {_num(low)} and at most {_num(high)}" if high is not None
+                else f"above {_num(low)}")
+    return f"from {_num(low)} to {_num(high)}" if high is not None else f">= {_num(low)}"
+
+
+def what(field: _Field) -> str:
+    """What a field must be, in words: "an integer number of seconds from 1 to 604800"."""
+    base = _base(field.info.annotation)
+    if base is bool:
+        return "true or false"
+    if typing.get_origin(base) is Literal:
+        return " or ".join(repr(v) for v in typing.get_args(base))
+    if base in (str, Path):
+        return "a string"
+    low: Any = None
+    high: Any = None
+    exclusive = False
+    for meta in field.metadata:
+        if isinstance(meta, annotated_types.Ge):
+            low = meta.ge
+        elif isinstance(meta, annotated_types.Gt):
+            low, exclusive = meta.gt, True
+        elif isinstance(meta, annotated_types.Le):
+            high = meta.le
+    unit = field.has(Unit)
+    noun = "an integer" if base is int else "a number"
+    if unit is not None and unit.name == "seconds":
+        noun = "an integer number of seconds" if base is int else "a number of seconds"
+    elif unit is not None:
+        noun += f" ({unit.name})"
+    text = noun if low is None else f"{noun} {_number(low, high, exclusive)}"
+    hint = field.has(Hint)
+    return f"{text} ({hint.text})" if hint is not None else text
+
+
+def unknown_key(key: str, known: Sequence[str], here: str | None) -> str:
+    """The message for an unknown ``key`` in the table ``here`` (``None``: top level)."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    for section, info in _fields(ConfigFile).items():
+        cls = _dataclass_in(info.annotation)
+        if section in ("accounts", here) or cls is None:
+            continue
+        if key in _fields(cls):
+            return f"unknown key (did you mean {section}.{key}?)"
+    return "unknown key"
+
+
+_TABLE_SHAPES = {
+    "accounts": "an array of tables ([[accounts]])",
+    "calendars": "an array of calendar ids",
+}
+_CALENDAR_ITEM = 'a calendar id string or a table {id = "...", interval = N}'
+
+
+def message(root: type, loc: Loc, kind: str, value: Any, ctx: Mapping[str, Any] | None) -> str:
+    """One error of pydantic's at ``loc`` (relative to ``root``), in the user's words."""
+    cls, field, item = _walk(root, loc)
+    if kind == "missing":
+        return "is required"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        here = loc[-2] if len(loc) >= 2 and isinstance(loc[-2], str) else None
+        return unknown_key(str(loc[-1]), list(_fields(cls)), here)
+    if kind == "value_error" and ctx is not None:
+        return str(ctx.get("error", "is not valid"))
+    secret = field is not None and field.has(Secret) is not None
+    got = type_name(value) if secret else describe(value)
+    if field is None:
+        return f"is not valid, got {got}"
+    if item:
+        if _dataclass_in(field.info.annotation) is CalendarConfig:
+            return f"must be {_CALENDAR_ITEM}, got {got}"
+        return f"must be a table, got {got}"
+    if kind == "string_too_long" and ctx is not None:
+        return f"must be at most {ctx.get('max_length')} characters long"
+    if kind == "too_long" and ctx is not None:
+        return f"has more than {ctx.get('max_length')} entries"
+    if field.name in _TABLE_SHAPES:
+        return f"must be {_TABLE_SHAPES[field.name]}, got {got}"
+    if _dataclass_in(field.info.annotation) is not None:
+        return f"must be a table ([{field.name}]), got {got}"
+    return f"must be {what(field)}, got {got}"
+
+
+def from_validation_error(
+    root: type, error: ValidationError, prefix: Loc = (), source: str | None = None
+) -> list[Problem]:
+    """Every error in ``error`` as a :class:`Problem`, unknown keys first, then in
+    the order the model declares its fields."""
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        text = message(root, loc, kind, err.get("input"), err.get("ctx"))
+        unknown = kind in ("unexpected_keyword_argument", "extra_forbidden")
+        problems.append((rank(root, loc), Problem(prefix + loc, text, source, unknown)))
+    problems.sort(key=lambda pair: pair[0])
+    return [problem for _, problem in problems]

@@ -1,0 +1,111 @@
+"""Rules that relate several config keys; pure functions over validated models.
+
+The models check each key on its own (type, range, shape). What needs more
+than one key lives here: watch mode needs an address and a strong secret,
+``renew_margin`` must be shorter than ``ttl``, account names are unique, an
+account mirrors something, a calendar is listed once per account, credentials
+are required outside emulator mode. Each function returns problems located by
+key; none raises and none reads files (the credentials file check is the
+loader's, at the edge).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from reconciler.config.models import AccountConfig, WatchConfig
+from reconciler.config.problems import Loc, Problem, describe
+
+__all__ = ["account_problems", "duplicate_names", "watch_problems"]
+
+ENV_EMULATOR_HOST = "GOOGLE_CALENDAR_EMULATOR_HOST"
+
+
+def _is_loopback(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def watch_problems(watch: WatchConfig) -> list[Problem]:
+    """What is wrong with ``[watch]`` as a whole (address and secret when enabled)."""
+    problems: list[Problem] = []
+    if watch.renew_margin >= watch.ttl:
+        problems.append(Problem(("watch", "renew_margin"),
+                                f"must be less than watch.ttl ({watch.ttl}), "
+                                f"got {watch.renew_margin}"))
+    if not watch.enabled:
+        return problems
+    if watch.address is None:
+        problems.append(Problem(("watch", "address"), "is required when watch.enabled = true"))
+    else:
+        parts = urlsplit(watch.address)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(Problem(("watch", "address"), "must be an https URL that Google "
+                                    f"can reach, got {describe(watch.address)}"))
+        elif (parts.scheme != "https" and not watch.allow_insecure
+              and not _is_loopback(parts.hostname)):
+            problems.append(Problem(("watch", "address"), "must use https unless its host is "
+                                    "loopback or watch.allow_insecure = true"))
+    secret = watch.secret
+    if secret is None:
+        problems.append(Problem(("watch", "secret"), "is required when watch.enabled = true"))
+    elif secret.strip().lower() == "change-me":
+        problems.append(Problem(("watch", "secret"),
+                                "is still the placeholder 'change-me': set a random secret"))
+    elif len(secret) < 16:
+        problems.append(Problem(("watch", "secret"),
+                                f"must be at least 16 characters long (has {len(secret)})"))
+    return problems
+
+
+def duplicate_names(accounts: list[tuple[int, AccountConfig]]) -> list[Problem]:
+    """An account name used twice; each repeat names the first use."""
+    first: dict[str, int] = {}
+    problems = []
+    for index, account in accounts:
+        if account.name in first:
+            problems.append(Problem(("accounts", index, "name"),
+                                    f"duplicate account name {account.name!r} "
+                                    f"(also accounts[{first[account.name]}])"))
+        else:
+            first[account.name] = index
+    return problems
+
+
+def account_problems(
+    index: int, account: AccountConfig, *, calendars_given: bool, anonymous_ok: bool
+) -> list[Problem]:
+    """What is wrong with one account beyond its keys' own checks.
+
+    ``calendars_given``: the table has a ``calendars`` key (an empty array is a
+    different mistake from none at all); ``anonymous_ok``: an API endpoint
+    override is in effect, so credentials may be omitted.
+    """
+    here: Loc = ("accounts", index)
+    problems = []
+    if account.credentials is None and not anonymous_ok:
+        problems.append(Problem((*here, "credentials"),
+                                "is required (a service-account key or authorized-user token "
+                                f"file) unless ${ENV_EMULATOR_HOST} or google.api_endpoint is set"))
+    if not account.calendars and not account.discover:
+        if calendars_given:
+            problems.append(Problem((*here, "calendars"),
+                                    "is empty: list calendar ids or set discover = true"))
+        else:
+            problems.append(Problem(here, "lists no calendars: set calendars = [...] or "
+                                    "discover = true"))
+    first: dict[str, int] = {}
+    for i, calendar in enumerate(account.calendars):
+        if calendar.id in first:
+            problems.append(Problem((*here, "calendars", i),
+                                    f"calendar {calendar.id!r} is listed twice in this account "
+                                    f"(also accounts[{index}].calendars[{first[calendar.id]}])"))
+        else:
+            first[calendar.id] = i
+    return problems
