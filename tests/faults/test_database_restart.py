@@ -171,9 +171,11 @@ def test_sigterm_ends_run_within_15s_while_mariadb_is_frozen(
     seeded(emu)
     port = free_port()
     config = config_for_server(tmp_path, mariadb.url, port)
-    with reconciler_run(emu, config) as proc, Editor(emu):
+    with reconciler_run(emu, config) as proc:
         wait_for(lambda: health(port) == 200 and mirror_matches(emu, config, CALENDARS), 60,
                  "the first passes")
+        with Editor(emu) as editor:  # passes in flight when the server freezes
+            wait_for(lambda: editor.done >= 10, 30, "edits to start")
         mariadb.freeze()
         try:
             wait_for(lambda: health(port) == 503, 30, "/healthz to say 503 (frozen server)")
