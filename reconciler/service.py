@@ -161,6 +161,8 @@ class Service:
             for engine in self._engines:
                 engine.close()
             self._engines.clear()
+        self._local = threading.local()
+        self.pool.close()  # HTTP connections of every thread (a reload must not leak them)
         try:
             leases.release_all(self.owner)
         except ReconcilerError as exc:  # the database may be the thing that failed

@@ -4,27 +4,43 @@ Counters are updated by the scheduler as things happen; per-calendar lag and
 the leases this process holds are read from the database at scrape time, so
 they are right even for calendars another process syncs. A private registry
 keeps several daemons in one test process apart.
+
+``/healthz`` answers 503 while the database is unreachable or not answering
+(probed by one thread of its own, with a deadline, so a frozen server makes
+the answer 503 rather than hang), or when no pass has succeeded in any process
+for :data:`STALE_INTERVALS` intervals (the newest ``last_success`` of the
+mirror, and this process's own passes), past a start-up grace of as long.
+Each HTTP request runs in a thread of its own; its database connection is
+closed when the request ends, so scrapes leave no connection behind.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import peewee
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from reconciler.clock import utcnow
+from reconciler.errors import first_line
 from reconciler.outcome import PassOutcome
-from reconciler.store.models import Calendar
+from reconciler.store.models import Calendar, database_proxy
 
 log = logging.getLogger("reconciler.daemon.metrics")
+
+STALE_INTERVALS = 3  # no successful pass for this many intervals: unhealthy
+PROBE_TIMEOUT = 3.0  # seconds /healthz waits for the database to answer
 
 
 class Metrics:
@@ -59,12 +75,16 @@ class Metrics:
                                   buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
                                   registry=r)
         self.calendars_scheduled = 0
+        self.started = time.monotonic()
+        self.last_pass: float | None = None  # monotonic time of this process's last success
+        self.default_interval = default_interval or (lambda: 300)
         if owners is not None:
             r.register(_StoreCollector(owners, default_interval or (lambda: 300)))
 
     def record_pass(self, result: PassOutcome) -> None:
         """Count one successful pass and the changes it applied."""
         self.syncs.labels(result.mode).inc()
+        self.last_pass = time.monotonic()
         self.duration.observe(result.seconds)
         for kind in ("created", "updated", "deleted"):
             count = getattr(result, kind)
@@ -129,12 +149,114 @@ class _StoreCollector(Collector):
         yield failing
 
 
+@dataclass(slots=True)
+class _Probe:
+    ok: bool
+    at: float
+    problem: str = ""
+    newest_success: dt.datetime | None = None
+    longest_interval: int | None = None
+
+
+class DatabaseProbe:
+    """Asks the database one cheap question from a thread of its own, with a deadline.
+
+    The question (newest ``last_success``, longest interval) is both the
+    reachability check and the input of the staleness rule. One probe runs at
+    a time; a caller that finds it still running after ``timeout`` seconds
+    gets "not answering" instead of waiting for the driver's own time-outs.
+    """
+
+    def __init__(self, timeout: float = PROBE_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._cond = threading.Condition()
+        self._wanted = 0
+        self._done = 0
+        self._result: _Probe | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
+        self._thread.start()
+
+    def check(self) -> _Probe:
+        """A fresh probe result, or "not answering" when none arrives in time."""
+        with self._cond:
+            self._wanted += 1
+            ticket = self._wanted
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._done >= ticket or self._closed,
+                                timeout=self.timeout)
+            if self._done >= ticket and self._result is not None:
+                return self._result
+        return _Probe(False, time.monotonic(),
+                      f"database: not answering within {self.timeout:.0f}s")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._wanted > self._done or self._closed)
+                if self._closed:
+                    break
+                target = self._wanted
+            result = self._ask()
+            with self._cond:
+                self._result = result
+                self._done = target
+                self._cond.notify_all()
+        _close_thread_connection()
+
+    @staticmethod
+    def _ask() -> _Probe:
+        try:
+            row = (Calendar.select(peewee.fn.MAX(Calendar.last_success),
+                                   peewee.fn.MAX(Calendar.interval))
+                   .where(~Calendar.removed).tuples().first())
+        except Exception as exc:
+            _close_thread_connection()  # reconnect from scratch next time
+            return _Probe(False, time.monotonic(), f"database: {first_line(exc)}")
+        newest, longest = row if row is not None else (None, None)
+        if isinstance(newest, str):  # SQLite without type conversion
+            newest = dt.datetime.fromisoformat(newest)
+        return _Probe(True, time.monotonic(), newest_success=newest,
+                      longest_interval=int(longest) if longest else None)
+
+    def close(self) -> None:
+        """Stop the probe thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=self.timeout)
+
+
+def stale_problem(metrics: Metrics, probe: _Probe, now: dt.datetime,
+                  monotonic: float) -> str | None:
+    """Why no pass counts as recent (None when one does): the staleness rule of ``/healthz``."""
+    interval = max(metrics.default_interval(), probe.longest_interval or 0)
+    limit = STALE_INTERVALS * interval
+    if monotonic - metrics.started < limit:
+        return None  # start-up grace
+    if metrics.last_pass is not None and monotonic - metrics.last_pass < limit:
+        return None
+    if probe.newest_success is not None and (now - probe.newest_success).total_seconds() < limit:
+        return None
+    return f"no pass has succeeded for {limit}s ({STALE_INTERVALS} intervals)"
+
+
+def _close_thread_connection() -> None:
+    db = database_proxy.obj
+    if db is not None:
+        try:
+            db.close()
+        except Exception:  # in a transaction or already broken: nothing more to do
+            log.debug("metrics: closing this thread's connection failed", exc_info=True)
+
+
 class HealthServer:
     """``GET /healthz`` (200 ok / 503 with the reason) and ``GET /metrics`` on host:port."""
 
     def __init__(self, host: str, port: int, metrics: Metrics,
                  health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
-        handler = _make_handler(metrics, health)
+        self.probe = DatabaseProbe()
+        handler = _make_handler(metrics, _combined_health(metrics, self.probe, health))
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="metrics-http",
@@ -153,12 +275,36 @@ class HealthServer:
         """Stop serving and close the socket."""
         self.server.shutdown()
         self.server.server_close()
+        self.probe.close()
+
+
+def _combined_health(metrics: Metrics, probe: DatabaseProbe,
+                     health: Callable[[], tuple[bool, dict[str, Any]]]
+                     ) -> Callable[[], tuple[bool, dict[str, Any]]]:
+    def combined() -> tuple[bool, dict[str, Any]]:
+        found = probe.check()
+        if not found.ok:
+            return False, {"problem": found.problem}
+        ok, detail = health()
+        if ok and detail.get("calendars", 1):
+            problem = stale_problem(metrics, found, utcnow(), time.monotonic())
+            if problem is not None:
+                ok, detail = False, {**detail, "problem": problem}
+        return ok, detail
+
+    return combined
 
 
 def _make_handler(metrics: Metrics,
                   health: Callable[[], tuple[bool, dict[str, Any]]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            try:
+                self._get()
+            finally:
+                _close_thread_connection()  # this thread ends with the request
+
+        def _get(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, metrics.render(), CONTENT_TYPE_LATEST)

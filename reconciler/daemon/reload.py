@@ -4,11 +4,19 @@ A bad file keeps the old config running (one error line). Settings that
 cannot change inside a running process (the database, the worker count, the
 metrics endpoint, watch mode) keep their old values and are named in one
 warning line, so nobody believes a change took effect when it did not.
+
+A reload replaces the service (API handles, HTTP connections, thread pools);
+the replaced one closes once no pass uses it. Its objects are full of
+reference cycles (generated API resources), and the process collects old
+garbage rarely (:mod:`reconciler.process`), so each reload first runs a full
+collection: what earlier reloads replaced is freed, and 100 reloads leave RSS
+flat instead of growing by the size of a service each time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from pathlib import Path
 
@@ -20,6 +28,7 @@ log = logging.getLogger("reconciler.daemon")
 
 def reload_config(current: Config, path: str | Path | None) -> Config | None:
     """The new config to use, or ``None`` (error logged) when the file is unusable."""
+    gc.collect()  # free what earlier reloads replaced (see the module docstring)
     try:
         new = load_config(path if path is not None else current.path)
     except ConfigError as exc:

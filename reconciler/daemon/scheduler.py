@@ -49,6 +49,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.clock import utcnow
 from reconciler.config import Config
 from reconciler.daemon.backoff import REAUTH_RETRY, failure_delay
+from reconciler.daemon.exitguard import EXIT_DEADLINE, exit_deadline
 from reconciler.daemon.metrics import HealthServer, Metrics
 from reconciler.daemon.planning import Plan, first_run_offset, next_after_pass, plan
 from reconciler.daemon.quota import QuotaBudget
@@ -157,6 +158,7 @@ class Daemon:
                 self._uses[id(svc)] -= 1
                 if svc in self._retired and not self._uses[id(svc)]:
                     self._retired.remove(svc)
+                    self._all_services.remove(svc)  # closed: its leases are released
                     close = True
             if close:
                 svc.close()
@@ -240,6 +242,8 @@ class Daemon:
                     self.scheduler.add_job(self._reload, id="control:reload", executor="control",
                                            replace_existing=True)
         finally:
+            if install_signals:  # a real process: exit in time even if the database hangs
+                exit_deadline(EXIT_DEADLINE)
             clean = self.shutdown()
         return clean
 
@@ -415,13 +419,14 @@ class Daemon:
             self.service = svc
             self._all_services.append(svc)
             # The watch runtime keeps the service it started with: that one stays
-            # open until shutdown. Otherwise the old service closes once unused.
+            # open until shutdown. Any other old service closes once unused.
             close_now = False
-            if self.runtime is None:
+            if self.runtime is None or old is not self.runtime.service:
                 if self._uses.get(id(old), 0):
                     self._retired.append(old)
                 else:
                     close_now = True
+                    self._all_services.remove(old)
         if close_now:
             old.close()
         with contextlib.suppress(JobLookupError):

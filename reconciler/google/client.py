@@ -13,6 +13,7 @@ retried like a 5xx, never a ``ValueError`` traceback.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -106,6 +107,10 @@ class CalendarApi:
         self._before_request = before_request
         self.requests = 0
 
+    def close(self) -> None:
+        """Close the HTTP connections of this handle (a config reload replaces it)."""
+        self._service.close()
+
     def _execute(self, method: str, make_request: Callable[[], Any],
                  decode: Callable[[Any], dict[str, Any]] | None = None) -> Any:
         def attempt() -> Any:
@@ -179,6 +184,8 @@ class ApiPool:
     def __init__(self, factory: Callable[[str], CalendarApi]) -> None:
         self._factory = factory
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._made: list[CalendarApi] = []
 
     def for_account(self, account: str) -> CalendarApi:
         """This thread's API handle for ``account``."""
@@ -188,7 +195,21 @@ class ApiPool:
         api = cache.get(account)
         if api is None:
             api = cache[account] = self._factory(account)
+            with self._lock:
+                self._made.append(api)
         return api
+
+    def close(self) -> None:
+        """Close every handle made so far, in every thread (none may be in use)."""
+        with self._lock:
+            made, self._made = self._made, []
+            self._local = threading.local()  # drop the per-thread caches with them
+        for api in made:
+            try:
+                api.close()
+            except Exception:  # closing a dead connection is no failure
+                logging.getLogger("reconciler.google").debug("closing an API handle failed",
+                                                             exc_info=True)
 
 
 __all__ = ["ApiPool", "CalendarApi", "GoogleError"]

@@ -6,17 +6,41 @@ writing ``run``) and IMMEDIATE write transactions (no lock-upgrade deadlocks);
 MySQL/MariaDB gets ``utf8mb4`` (emoji titles) over PyMySQL; PostgreSQL uses
 psycopg2. Connection failures become :class:`DatabaseUnavailable` with a line
 that names the URL without its password.
+
+Surviving a server restart (the connection factory, :func:`open_database`):
+
+* MySQL and PostgreSQL connections come from :class:`ReconnectingMySQLDatabase`
+  / :class:`ReconnectingPostgresqlDatabase` (Peewee's ``ReconnectMixin``): a
+  statement outside a transaction that finds its connection dead reconnects and
+  runs again; inside a transaction it fails (nothing is silently half-applied)
+  and the transaction unwinds, and the thread's next statement reconnects.
+  Peewee keeps one connection per thread, so this holds for every scheduler
+  worker: a dead handle is dropped before it is used again, never kept.
+* Every wait on the server is bounded: connect, read and write time-outs on
+  PyMySQL, connect time-out plus TCP keepalives and ``tcp_user_timeout`` on
+  psycopg2, so a pass in flight fails (and is retried with backoff) instead of
+  hanging when the server dies without closing its sockets.
+* Session settings (MySQL strict mode) are applied to every new connection,
+  also those opened by worker threads and by reconnects, not just the first.
+
+Privacy: a SQLite file holds sync tokens and every event, so it and its
+``-wal``/``-shm`` side files are created with mode 0600 (the umask is
+tightened while SQLite creates them, and existing files are left as they are).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import peewee
-from playhouse.db_url import connect as connect_url
+from playhouse.db_url import parseresult_to_dict
+from playhouse.shortcuts import ReconnectMixin
 
 from reconciler.dburl import backend_of, driver_url, redact_url, sqlite_path
 from reconciler.errors import DatabaseUnavailable
@@ -25,6 +49,106 @@ from reconciler.errors import DatabaseUnavailable
 # hundreds of attendees is larger.
 FIELD_TYPES = {"LONGTEXT": "TEXT"}
 MYSQL_FIELD_TYPES = {"LONGTEXT": "LONGTEXT"}
+
+# Bounds on every wait for a database server (seconds). A pass whose server
+# stops answering fails after READ_TIMEOUT and is retried with backoff.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 30
+WRITE_TIMEOUT = 30
+# PostgreSQL: libpq has no read time-out; keepalives and tcp_user_timeout find
+# a peer that vanished (host down, network cut) within about this long.
+PG_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                "keepalives_count": 3, "tcp_user_timeout": READ_TIMEOUT * 1000}
+
+_POSTGRES_RECONNECT_ERRORS = (
+    (peewee.OperationalError, "server closed the connection"),
+    (peewee.OperationalError, "terminating connection"),
+    (peewee.OperationalError, "could not receive data"),
+    (peewee.OperationalError, "could not send data"),
+    (peewee.OperationalError, "ssl syscall error"),
+    (peewee.OperationalError, "connection timed out"),
+    (peewee.InterfaceError, "connection already closed"),
+    (peewee.DatabaseError, "server closed the connection"),
+)
+_MYSQL_EXTRA_RECONNECT_ERRORS = (
+    (peewee.InterfaceError, "already closed"),
+    (peewee.OperationalError, "2055"),  # Lost connection (socket error)
+    (peewee.OperationalError, "timed out"),
+)
+
+
+class _DeadConnectionCheck:
+    """Drop a thread's connection the driver already knows is dead, before using it.
+
+    Peewee keeps one connection per thread; a worker whose connection broke
+    mid-transaction would otherwise hand the corpse to its next statement.
+    Closing a dead connection never raises: there is nothing left to close.
+    """
+
+    _lock: Any
+    _state: Any
+
+    def _is_dead(self, conn: Any) -> bool:
+        raise NotImplementedError
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        state = self._state
+        if not state.closed and not state.transactions and self._is_dead(state.conn):
+            with contextlib.suppress(Exception):
+                state.conn.close()
+            state.reset()
+        return super().cursor(named_cursor)  # type: ignore[misc]
+
+    def _close(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+class ReconnectingMySQLDatabase(_DeadConnectionCheck, ReconnectMixin,
+                                peewee.MySQLDatabase):
+    """MySQL/MariaDB over PyMySQL that survives a server restart (see the module doc)."""
+
+    reconnect_errors = ReconnectMixin.reconnect_errors + _MYSQL_EXTRA_RECONNECT_ERRORS
+
+    def _is_dead(self, conn: Any) -> bool:
+        return not getattr(conn, "open", True)
+
+    def _initialize_connection(self, conn: Any) -> None:
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+
+
+class ReconnectingPostgresqlDatabase(_DeadConnectionCheck, ReconnectMixin,
+                                     peewee.PostgresqlDatabase):
+    """PostgreSQL over psycopg2 that survives a server restart (see the module doc)."""
+
+    reconnect_errors = _POSTGRES_RECONNECT_ERRORS
+
+    def _is_dead(self, conn: Any) -> bool:
+        return bool(getattr(conn, "closed", 0))
+
+
+class PrivateSqliteDatabase(peewee.SqliteDatabase):
+    """SQLite whose database, WAL and shared-memory files are created 0600.
+
+    They hold sync tokens and every event. SQLite gives its side files the
+    mode of the database file; the process umask is tightened only while a
+    connection opens (when the file is created and WAL mode is set), under a
+    lock, and restored at once.
+    """
+
+    _umask_lock = threading.Lock()
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        with PrivateSqliteDatabase._umask_lock:
+            old = os.umask(0o077)
+            try:
+                opened = bool(super().connect(reuse_if_open))
+                if opened:  # WAL and -shm appear with the first read in WAL mode
+                    self._state.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                return opened
+            finally:
+                os.umask(old)
 
 
 def dialect(db: peewee.Database) -> str:
@@ -68,19 +192,19 @@ def open_database(url: str) -> peewee.Database:
         # FOUND_ROWS: an UPDATE reports rows matched, not rows changed, so a
         # lease renewed within the same second still counts as renewed.
         params = {"charset": "utf8mb4", "field_types": MYSQL_FIELD_TYPES,
-                  "connect_timeout": 10, "client_flag": CLIENT.FOUND_ROWS}
+                  "connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
+                  "write_timeout": WRITE_TIMEOUT, "client_flag": CLIENT.FOUND_ROWS}
     elif backend == "postgresql":
-        params = {"field_types": FIELD_TYPES, "connect_timeout": 10}
+        params = {"field_types": FIELD_TYPES, "connect_timeout": CONNECT_TIMEOUT,
+                  **PG_KEEPALIVE}
     else:
         scheme = url.partition("://")[0]
         raise DatabaseUnavailable(
             f"database url {redact_url(url)}: unsupported scheme {scheme!r} "
             "(use sqlite:///, mysql:// or postgresql://)")
     try:
-        db = connect_url(driver_url(url), unquote_password=True, unquote_user=True, **params)
+        db = _make_database(driver_url(url), backend, params)
         db.connect(reuse_if_open=True)
-        if dialect(db) == "mysql":
-            db.execute_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
     except peewee.PeeweeException as exc:
         raise DatabaseUnavailable(
             f"cannot open database {redact_url(url)}: {_first_line(exc)}") from exc
@@ -88,6 +212,20 @@ def open_database(url: str) -> peewee.Database:
         raise DatabaseUnavailable(
             f"cannot open database {redact_url(url)}: {_first_line(exc)}") from exc
     return db
+
+
+def _make_database(url: str, backend: str, params: dict[str, Any]) -> peewee.Database:
+    """The database object for a driver ``url`` (not yet connected): this module's classes."""
+    kwargs = parseresult_to_dict(urlsplit(url), unquote_password=True, unquote_user=True)
+    kwargs.update(params)
+    cls: type[peewee.Database]
+    if backend == "sqlite":
+        cls = PrivateSqliteDatabase
+    elif backend == "mysql":
+        cls = ReconnectingMySQLDatabase
+    else:
+        cls = ReconnectingPostgresqlDatabase
+    return cls(**kwargs)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -6,13 +6,20 @@ Mount :func:`make_app` in any WSGI stack, or let ``reconciler receiver`` /
 ``GET /healthz``. Checks, cheapest first, and nothing here ever calls Google:
 
 * not POST -> 405; a body over :data:`MAX_BODY` bytes -> 413 (a notification
-  has none); no channel id or a malformed message number -> 400;
+  has none); no channel id (or one that is not printable ASCII of at most 64
+  characters) or a message number that is not 1 to 19 ASCII digits below
+  2**63 (the column is a signed 64-bit integer) -> 400;
 * channel id not a live channel in the ``channel`` table -> 404;
 * token not the HMAC of the channel id (constant-time) or resource id not the
   channel's -> 403;
 * message number not above the last one seen (duplicate, replay, out of
   order) -> 200, ignored; ``sync`` (the channel's first message) -> 200, ignored;
 * otherwise -> 200 and, through :class:`HintThrottle`, ``request_sync``.
+
+Hostile input never costs more than a cheap answer: rejections are logged
+through :class:`RateLimitedLog` (one line per kind every
+:data:`WARN_EVERY` seconds, with a count of the ones not logged), and an
+unexpected error is one ERROR line and a 500, never a traceback.
 """
 
 from __future__ import annotations
@@ -23,18 +30,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.config import Config
-from reconciler.errors import ConfigError, StoreError
+from reconciler.errors import ConfigError, StoreError, first_line
 from reconciler.store import calendars as calendar_store
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import database_proxy
 from reconciler.watch import channels
-from reconciler.watch.throttle import HintThrottle
+from reconciler.watch.throttle import HintThrottle, RateLimitedLog
 from reconciler.watch.tokens import MAX_CHANNEL_ID, token_matches
 
 log = logging.getLogger("reconciler.watch")
 
 MAX_BODY = 4096
 MAX_HEADERS = 8192
+MAX_MESSAGE_NUMBER = 2**63 - 1  # channel.last_message_number is a signed BIGINT
+WARN_EVERY = 60.0  # seconds between two log lines about the same kind of rejection
 StartResponse = Callable[..., Any]
 
 
@@ -47,9 +56,16 @@ class Receiver:
         self.paths = {_norm(p) for p in paths} | {"/"}
         self.throttle = HintThrottle(request_sync, window=hint_window)
         self.accepted = 0  # valid `exists` hints (before coalescing)
+        self.warnings = RateLimitedLog(log, WARN_EVERY)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        status, body, extra = self._handle(environ)
+        try:
+            status, body, extra = self._handle(environ)
+        except Exception as exc:  # a bug: one line, a 500, no traceback to the client or log
+            self.warnings.log("error", logging.ERROR,
+                              "watch: could not handle a notification (%s: %s)",
+                              type(exc).__name__, first_line(exc))
+            status, body, extra = "500 Internal Server Error", b"internal error\n", []
         headers = [("Content-Type", "text/plain; charset=utf-8"),
                    ("Content-Length", str(len(body))), *extra]
         start_response(status, headers)
@@ -67,7 +83,7 @@ class Receiver:
         if method != "POST":
             return "405 Method Not Allowed", b"notifications are POSTed\n", [("Allow", "POST")]
         length_text = str(environ.get("CONTENT_LENGTH") or "0").strip() or "0"
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):
             return "400 Bad Request", b"bad Content-Length\n", []
         length = int(length_text)
         if length > MAX_BODY:
@@ -76,11 +92,14 @@ class Receiver:
             environ["wsgi.input"].read(length)
         channel_id = environ.get("HTTP_X_GOOG_CHANNEL_ID") or ""
         number_text = (environ.get("HTTP_X_GOOG_MESSAGE_NUMBER") or "").strip()
-        if not channel_id or len(channel_id) > MAX_CHANNEL_ID or not number_text.isdigit():
+        number = parse_message_number(number_text)
+        if not valid_channel_id(channel_id) or number is None:
+            self.warnings.log("malformed", logging.INFO,
+                              "watch: malformed notification rejected (400)")
             return "400 Bad Request", b"not a channel notification\n", []
         try:
             with map_db_errors():
-                return self._notification(environ, channel_id, int(number_text))
+                return self._notification(environ, channel_id, number)
         except StoreError as exc:
             log.warning("watch: database error while handling a notification: %s", exc)
             _reset_connection()
@@ -90,16 +109,19 @@ class Receiver:
                       number: int) -> tuple[str, bytes, list[tuple[str, str]]]:
         row = channels.find(channel_id)
         if row is None or row.state not in channels.LIVE_STATES:
-            log.info("watch: notification for unknown channel rejected (404)")
+            self.warnings.log("unknown", logging.INFO,
+                              "watch: notification for unknown channel rejected (404)")
             return "404 Not Found", b"unknown channel\n", []
         if not token_matches(self._secret, channel_id, environ.get("HTTP_X_GOOG_CHANNEL_TOKEN")):
-            log.warning("watch: notification with a wrong token for channel %s rejected (403)",
-                        channel_id)
+            self.warnings.log("token", logging.WARNING,
+                              "watch: notification with a wrong token for channel %s rejected "
+                              "(403)", channel_id)
             return "403 Forbidden", b"bad token\n", []
         resource_id = environ.get("HTTP_X_GOOG_RESOURCE_ID")
         if row.resource_id is not None and resource_id != row.resource_id:
-            log.warning("watch: notification with a wrong resource id for channel %s rejected "
-                        "(403)", channel_id)
+            self.warnings.log("resource", logging.WARNING,
+                              "watch: notification with a wrong resource id for channel %s "
+                              "rejected (403)", channel_id)
             return "403 Forbidden", b"resource id does not match the channel\n", []
         if not channels.advance_message(row.id, number):
             log.debug("watch: channel %s message %d is a duplicate or out of order; ignored",
@@ -117,6 +139,24 @@ class Receiver:
     def close(self) -> None:
         """Make pending trailing sync requests and stop the throttle thread."""
         self.throttle.close()
+
+
+def parse_message_number(text: str) -> int | None:
+    """``X-Goog-Message-Number`` as an int, or None unless it is 1-19 ASCII digits < 2**63.
+
+    ``str.isdigit`` alone accepts ``"²"`` and other Unicode digits that ``int``
+    refuses, and a number past the BIGINT column would fail in the database.
+    """
+    if not text or len(text) > 19 or not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if number <= MAX_MESSAGE_NUMBER else None
+
+
+def valid_channel_id(channel_id: str) -> bool:
+    """A channel id we could have made: printable ASCII, at most 64 characters."""
+    return (0 < len(channel_id) <= MAX_CHANNEL_ID and channel_id.isascii()
+            and channel_id.isprintable())
 
 
 def _norm(path: str) -> str:
