@@ -38,6 +38,7 @@ from reconciler.clock import now_ms, utcnow
 from reconciler.errors import BadRequest, PageLoop, SyncTokenInvalid, UpdatedMinTooOld
 from reconciler.eventfields import format_rfc3339, from_millis, parse_rfc3339, to_millis
 from reconciler.google.client import CalendarApi
+from reconciler.logsetup import RateLimitedLog
 from reconciler.outcome import (
     FULL,
     INCREMENTAL,
@@ -53,6 +54,10 @@ from reconciler.store import calendars
 from reconciler.store.events import has_rows, load_versions, sweep, write_page
 
 log = logging.getLogger("reconciler.engine")
+# Events that could not be mirrored as sent (hostile or broken): one line per
+# calendar per hour, with a count of the lines held back; every one is counted
+# in PassOutcome.bad_events (reconciler_bad_events_total).
+BAD_EVENT_LOG = RateLimitedLog(log, 3600.0)
 
 # Pages a listing may take beyond items / page_size: Google (and the emulator)
 # send short and empty pages, and an empty page may hand back the token it was
@@ -316,8 +321,11 @@ class _Run:
             if tally.seen is not None:
                 tally.seen.update(plan.ids)
             for event_id, problem in plan.problems:
+                # Rate-limited per calendar: a hostile event re-listed on every
+                # pass is logged once an hour, not once a pass (it is also counted).
                 subject = f" event {event_id}" if event_id else ""
-                log.warning("calendar %s%s: %s", self.state.calendar_id, subject, problem)
+                BAD_EVENT_LOG.log(self.state.calendar_id, logging.WARNING, "calendar %s%s: %s",
+                                  self.state.calendar_id, subject, problem)
             tally.add(plan)
             if plan.max_updated_ms is not None:
                 tally.max_server_ms = max(tally.max_server_ms or 0, plan.max_updated_ms)

@@ -12,6 +12,11 @@ Invariants:
   one, in page order, with :func:`decide` would write (an id repeated within a
   page is decided against the version planned before it, and written once);
 * an item without a string id is counted as bad and otherwise ignored;
+* an item that cannot be stored at all (nested deeper than ``MAX_DEPTH``) is
+  counted as bad, its id still counts as seen (so a full listing does not
+  tombstone the version stored before), and nothing is written for it; an
+  item whose derived values do not fit is stored with those columns adjusted
+  (see :mod:`reconciler.eventfields`) and counted as bad;
 * planning the same page again against the planned result writes nothing.
 """
 
@@ -21,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.eventfields import derive
+from reconciler.eventfields import MAX_DEPTH, derive, stored_id
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
 from reconciler.store.events import EventWrite, dump_raw
@@ -92,27 +97,51 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
             plan.bad_events += 1
             plan.problems.append(("", "skipped an item without an id"))
             continue
-        fields = derive(item)
+        try:
+            fields = derive(item)
+        except RecursionError:  # a value nested too deep to even look at
+            _refuse(plan, item["id"])
+            continue
         plan.ids.append(fields.event_id)
         effective = effective_updated(fields.updated_ms, listing.updated_ms, listing.received_ms)
         new = fields.version(effective)
         action = decide(current.get(fields.event_id), new, authoritative=authoritative)
+        raw = dump_raw(item) if action.writes else None
+        if action.writes and raw is None:
+            _refuse(plan, fields.event_id, seen=True)
+            continue
         plan.count(action)
         if fields.updated_ms is not None:
             plan.max_updated_ms = max(plan.max_updated_ms or 0, fields.updated_ms)
-        if not action.writes:
+        if raw is None:
             continue
         if fields.problems:
             plan.bad_events += 1
-            plan.problems.append((fields.event_id, "stored with empty derived columns: "
+            plan.problems.append((_shown(fields.event_id), "stored with adjusted derived columns: "
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
         plan.versions[fields.event_id] = new
-        writes[fields.event_id] = EventWrite(fields, effective, dump_raw(item))
+        writes[fields.event_id] = EventWrite(fields, effective, raw)
         if action.change_kind:
-            plan.changes.append(ChangeRecord(fields.event_id, action.change_kind, fields.etag))
+            plan.changes.append(ChangeRecord(stored_id(fields.event_id), action.change_kind,
+                                             fields.etag))
     plan.writes = list(writes.values())
     return plan
+
+
+def _shown(event_id: str) -> str:
+    """An id as a log line shows it: clean, at most 120 characters."""
+    shown = stored_id(event_id)
+    return shown if len(shown) <= 120 else f"{shown[:117]}..."
+
+
+def _refuse(plan: PagePlan, event_id: str, *, seen: bool = False) -> None:
+    """Count an item that cannot be stored; the rest of the page goes on."""
+    if not seen:
+        plan.ids.append(event_id)
+    plan.bad_events += 1
+    plan.problems.append((_shown(event_id), f"refused: nested deeper than {MAX_DEPTH} "
+                          "levels; the rest of the calendar is mirrored"))
 
 
 __all__ = ["Listing", "PagePlan", "page_ids", "plan_page", "valid_item"]

@@ -69,6 +69,9 @@ class Metrics:
         self.drift = Counter("reconciler_audit_drift",
                              "Rows an audit found wrong and repaired, by kind.", ["kind"],
                              registry=r)
+        self.bad_events = Counter("reconciler_bad_events",
+                                  "Events that could not be mirrored as sent (refused, or "
+                                  "stored with adjusted derived columns).", registry=r)
         self.sync_requests = Counter("reconciler_sync_soon_passes",
                                      "Passes run because of a 'sync soon' request.", registry=r)
         self.duration = Histogram("reconciler_sync_duration_seconds", "Duration of one pass.",
@@ -86,6 +89,8 @@ class Metrics:
         self.syncs.labels(result.mode).inc()
         self.last_pass = time.monotonic()
         self.duration.observe(result.seconds)
+        if result.bad_events:
+            self.bad_events.inc(result.bad_events)
         for kind in ("created", "updated", "deleted"):
             count = getattr(result, kind)
             if count:

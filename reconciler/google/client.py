@@ -26,10 +26,14 @@ from googleapiclient.discovery import build
 from googleapiclient.model import JsonModel
 
 from reconciler.errors import GoogleError, MalformedResponse
+from reconciler.eventfields import MAX_DEPTH, prune_deep
 from reconciler.google.errors import translate
 from reconciler.google.retry import RetryPolicy, call_with_retries
 
 RequestHook = Callable[[str], None]
+# A page is cut at this depth when it is too deep to parse; deeper than MAX_DEPTH
+# plus the page's own two levels, so a cut event is always refused, never stored.
+PRUNE_DEPTH = MAX_DEPTH + 8
 
 
 class FastJsonModel(JsonModel):
@@ -47,13 +51,27 @@ class FastJsonModel(JsonModel):
         except orjson.JSONDecodeError:
             try:
                 return super().deserialize(content)
-            except (ValueError, RecursionError) as exc:  # not JSON at all
+            except RecursionError:
+                # One pathologically nested event must not sink its page: cut the
+                # nesting (that event is then refused by the planner, alone).
+                body = _decode_pruned(content)
+            except ValueError as exc:  # not JSON at all
                 raise MalformedResponse(
                     f"the API answered 200 with a body that is not JSON "
                     f"({_describe_body(content)})") from exc
         if self._data_wrapper and isinstance(body, dict) and "data" in body:
             body = body["data"]
         return body
+
+
+def _decode_pruned(content: bytes | str) -> Any:
+    """Decode a page whose nesting defeats the parser, deep subtrees cut (see prune_deep)."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    try:
+        return orjson.loads(prune_deep(text, PRUNE_DEPTH))
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(f"the API answered 200 with a body that is not JSON "
+                                f"({_describe_body(content)})") from exc
 
 
 def _describe_body(content: bytes | str) -> str:

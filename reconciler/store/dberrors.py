@@ -9,6 +9,17 @@ them into :class:`~reconciler.errors.DatabaseUnavailable` (the server cannot
 be reached or went away: retry later) or :class:`~reconciler.errors.StoreError`
 (anything else), each with a one-line message.
 
+Causes a user can act on are named: SQLite's "database or disk is full" is
+"disk full at /abs/path.db", a read-only file "cannot write /abs/path.db:
+read-only"; the "cannot rollback - no transaction is active" that SQLite
+raises after it already rolled back on a full disk is replaced by the error
+that caused it; an error without text names its class and code, never
+``(0, '')``.
+
+Deadlocks and serialization failures (MySQL 1213 and 1205, PostgreSQL 40P01
+and 40001) are not failures of the pass: :func:`retry_conflicts` runs the
+transaction again at once, after a short random pause, a few times.
+
 Invariants: project errors pass through untouched (nesting is harmless);
 non-database exceptions pass through untouched; the original error stays
 chained as ``__cause__`` for logs at DEBUG.
@@ -17,12 +28,23 @@ chained as ``__cause__`` for logs at DEBUG.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+import os
+import random
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
 
 import peewee
 
 from reconciler.errors import DatabaseUnavailable, StoreError, first_line
+from reconciler.store.models import database_proxy
+
+log = logging.getLogger("reconciler.store")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # MySQL/MariaDB client and server codes meaning "no usable connection".
 _MYSQL_UNAVAILABLE = frozenset({
@@ -43,6 +65,14 @@ _TEXT_UNAVAILABLE = (
     "lost connection", "gone away", "can't connect",
 )
 
+# Lock conflicts the server resolved by rolling back one transaction: run it again.
+_MYSQL_CONFLICT = frozenset({1213, 1205})  # deadlock found; lock wait timeout exceeded
+_PG_CONFLICT = frozenset({"40001", "40P01"})  # serialization failure; deadlock detected
+CONFLICT_ATTEMPTS = 4
+# SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``).
+_SQLITE_READONLY = 8
+_SQLITE_FULL = 13
+
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (peewee.PeeweeException, sqlite3.Error)
 try:  # optional drivers: only the ones installed can raise
     import pymysql
@@ -58,13 +88,26 @@ except ImportError:  # pragma: no cover - psycopg2 is a dependency
     pass
 
 
+# What a retried function may raise: driver errors, and ours made from them.
+_CAUGHT: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, StoreError)
+
+
 def _original(exc: BaseException) -> BaseException:
-    """The driver's exception behind Peewee's wrapper (Peewee puts it in ``args[0]``)."""
+    """The driver's exception behind Peewee's wrapper (Peewee puts it in ``args[0]``).
+
+    A project error made from a driver error (a nested ``map_db_errors``)
+    gives back that driver error; SQLite's "cannot rollback" after it already
+    rolled back gives the error that made it roll back.
+    """
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        exc = exc.__cause__
     if isinstance(exc, peewee.PeeweeException):
         if exc.args and isinstance(exc.args[0], BaseException):
-            return exc.args[0]
-        if exc.__cause__ is not None:
-            return exc.__cause__
+            exc = exc.args[0]
+        elif exc.__cause__ is not None:
+            exc = exc.__cause__
+    if "cannot rollback" in str(exc) and isinstance(exc.__context__, DRIVER_ERRORS):
+        return _original(exc.__context__)
     return exc
 
 
@@ -77,6 +120,50 @@ def _detail(orig: BaseException) -> str:
     if not text.strip() or text.strip() in ("()", "(0, '')"):
         return ""
     return first_line(orig)
+
+
+def _code(orig: BaseException) -> str:
+    """The driver's error code as text ("MySQL error 1146", "SQLSTATE 42P01"), or ""."""
+    args = orig.args
+    if args and isinstance(args[0], int) and args[0]:
+        return f"MySQL error {args[0]}"
+    pgcode = getattr(orig, "pgcode", None)
+    if isinstance(pgcode, str) and pgcode:
+        return f"SQLSTATE {pgcode}"
+    return ""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether an error is a deadlock or serialization failure (run the transaction again)."""
+    orig = _original(exc)
+    args = orig.args
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_CONFLICT:
+        return True
+    return getattr(orig, "pgcode", None) in _PG_CONFLICT
+
+
+def _sqlite_path() -> str:
+    """The absolute path of the SQLite database in use, or "the SQLite database"."""
+    db = database_proxy.obj
+    name = getattr(db, "database", None) if isinstance(db, peewee.SqliteDatabase) else None
+    if isinstance(name, str) and name and name != ":memory:":
+        return os.path.abspath(name.removeprefix("file:").split("?", 1)[0])
+    return "the SQLite database"
+
+
+def _sqlite_cause(orig: BaseException) -> str | None:
+    """A message naming what to fix for SQLite's full-disk and read-only errors."""
+    if not isinstance(orig, sqlite3.Error):
+        return None
+    code = getattr(orig, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(orig).lower()
+    if primary == _SQLITE_FULL or "database or disk is full" in text:
+        return f"disk full at {_sqlite_path()}; free some space (the pass is retried)"
+    if primary == _SQLITE_READONLY or "readonly database" in text:
+        return (f"cannot write {_sqlite_path()}: read-only (check the file's and its "
+                "directory's permissions and the filesystem's mount options)")
+    return None
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -99,12 +186,53 @@ def translate_db_error(exc: BaseException) -> StoreError:
     """The project error for a database error, with a one-line message."""
     if isinstance(exc, StoreError):
         return exc
-    detail = _detail(_original(exc))
+    orig = _original(exc)
+    named = _sqlite_cause(orig)
+    if named is not None:
+        return StoreError(named)
+    detail = _detail(orig)
     if is_unavailable(exc):
         return DatabaseUnavailable(
             f"database connection lost ({detail}); will retry" if detail
             else "database connection lost; will retry")
-    return StoreError(f"database error: {detail or type(_original(exc)).__name__}")
+    if is_conflict(exc):
+        return StoreError(f"database deadlock or serialization failure "
+                          f"({detail or _code(orig)}); will retry")
+    if not detail:
+        code = _code(orig)
+        detail = f"{type(orig).__name__} {code}".strip() if code else (
+            f"{type(orig).__name__} without a message")
+    return StoreError(f"database error: {detail}")
+
+
+def retry_conflicts(attempts: int = CONFLICT_ATTEMPTS, pause: float = 0.05,
+                    sleep: Callable[[float], None] = time.sleep,
+                    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function that runs one whole transaction: deadlocks are retried at once.
+
+    The server already rolled the transaction back (or the transaction block
+    did); it runs again after a random pause of up to ``pause * 2**n`` seconds
+    (jitter keeps two colliding writers from colliding again), ``attempts``
+    times in all. Inside an enclosing transaction nothing is retried: only its
+    owner can start it again.
+    """
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return func(*args, **kwargs)
+                except _CAUGHT as exc:
+                    db = database_proxy.obj
+                    if (attempt == attempts or not is_conflict(exc)
+                            or (db is not None and db.in_transaction())):
+                        raise
+                    log.info("%s: %s; retrying (attempt %d of %d)", func.__name__,
+                             _detail(_original(exc)) or "deadlock", attempt + 1, attempts)
+                    sleep(random.uniform(0, pause * 2 ** attempt))
+            raise AssertionError("unreachable")  # pragma: no cover
+        return run
+    return decorate
 
 
 @contextlib.contextmanager
@@ -120,4 +248,5 @@ def map_db_errors() -> Iterator[None]:
         raise translate_db_error(exc) from exc
 
 
-__all__ = ["is_unavailable", "map_db_errors", "translate_db_error"]
+__all__ = ["is_conflict", "is_unavailable", "map_db_errors", "retry_conflicts",
+           "translate_db_error"]

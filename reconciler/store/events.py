@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,12 @@ import orjson
 import peewee
 
 from reconciler.clock import utcnow
-from reconciler.eventfields import EventFields
+from reconciler.eventfields import EventFields, stored_id, too_deep
 from reconciler.reconcile import CANCELLED, Version
 from reconciler.store.bulk import cached_sql, write_many
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
-from reconciler.store.dberrors import map_db_errors
+from reconciler.store.dberrors import map_db_errors, retry_conflicts
 from reconciler.store.models import Calendar, Event, database_proxy, key_of
 
 CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
@@ -41,17 +42,34 @@ class EventWrite:
     raw_json: str
 
 
-def dump_raw(resource: dict[str, Any]) -> str:
+def dump_raw(resource: dict[str, Any]) -> str | None:
     """Serialise a resource once, compactly, keeping non-ASCII as is (utf8mb4).
 
     orjson writes exactly what ``json.dumps(..., ensure_ascii=False,
-    separators=(",", ":"))`` would, several times faster; values it cannot
-    write (integers beyond 64 bits) fall back to the standard encoder.
+    separators=(",", ":"))`` would, several times faster. What it refuses goes
+    to the standard encoder: integers beyond 64 bits, and lone surrogates,
+    which are written as JSON escapes (``\\ud800``) so the text is valid UTF-8
+    and decodes back to the same resource. NUL is always the escape
+    ``\\u0000``, never a NUL character (PostgreSQL text cannot hold one).
+    None: the resource is nested deeper than ``MAX_DEPTH`` and is not stored.
     """
     try:
         return orjson.dumps(resource).decode("utf-8")
     except TypeError:
-        return json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+        if too_deep(resource):
+            return None
+        text = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def raw_text(raw: str | bytes) -> str:
+    """The raw JSON as the ``raw`` column stores it, from text or the page's own bytes."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return raw
 
 
 @map_db_errors()
@@ -68,16 +86,19 @@ def load_versions(calendar_pk: int, event_ids: Iterable[str]) -> dict[str, Versi
     db = database_proxy.obj
     kind = dialect(db)
     for start in range(0, len(ids), CHUNK):
-        keys = [key_of(i) for i in ids[start:start + CHUNK]]
-        sql = _versions_sql(kind, len(keys))
-        for event_id, etag, updated_ms, sequence, status in db.execute_sql(sql, [calendar_pk, *keys]):
-            found[event_id] = Version(etag, updated_ms, sequence, status)
+        # By key, not by the event_id column: that holds a shortened id when the
+        # id is longer than the column.
+        by_key = {key_of(i): i for i in ids[start:start + CHUNK]}
+        sql = _versions_sql(kind, len(by_key))
+        for key, etag, updated_ms, sequence, status in db.execute_sql(
+                sql, [calendar_pk, *by_key]):
+            found[by_key[key]] = Version(etag, updated_ms, sequence, status)
     return found
 
 
 def _versions_sql(kind: str, width: int) -> str:
     return cached_sql(("versions", kind, width), lambda: (
-        Event.select(Event.event_id, Event.etag, Event.updated_ms, Event.sequence, Event.status)
+        Event.select(Event.event_key, Event.etag, Event.updated_ms, Event.sequence, Event.status)
         .where((Event.calendar == -1)
                & (Event.event_key.in_([f"k{i:039d}" for i in range(width)])))), width + 1)
 
@@ -106,7 +127,7 @@ _COLUMNS = (Event.calendar, Event.event_id, Event.event_key, Event.etag, Event.s
 
 def _row(calendar_pk: int, write: EventWrite, now: dt.datetime) -> tuple[Any, ...]:
     f = write.fields
-    return (calendar_pk, f.event_id, key_of(f.event_id), f.etag, f.status, f.sequence,
+    return (calendar_pk, stored_id(f.event_id), key_of(f.event_id), f.etag, f.status, f.sequence,
             write.updated_ms, f.summary, _naive(f.start_utc), _naive(f.end_utc), f.start_date,
             f.end_date, f.recurring_event_id, f.original_start, write.raw_json, now)
 
@@ -128,9 +149,14 @@ def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
 
 
 @map_db_errors()
+@retry_conflicts()
 def write_page(calendar_pk: int, writes: Sequence[EventWrite],
                changes: Sequence[ChangeRecord]) -> None:
-    """Apply one page atomically: event rows and their change rows (a page's plan)."""
+    """Apply one page atomically: event rows and their change rows (a page's plan).
+
+    A deadlock or serialization failure runs the transaction again at once
+    (:func:`~reconciler.store.dberrors.retry_conflicts`), not at the next pass.
+    """
     if not writes and not changes:
         return
     with write_transaction(database_proxy.obj):
@@ -139,6 +165,7 @@ def write_page(calendar_pk: int, writes: Sequence[EventWrite],
 
 
 @map_db_errors()
+@retry_conflicts()
 def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
           started_empty: bool = False) -> list[ChangeRecord]:
     """Tombstone every live row a completed full listing did not hold.
@@ -152,10 +179,12 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
     if started_empty:
         return []
     with write_transaction(database_proxy.obj):
-        live = (Event.select(Event.id, Event.event_id, Event.etag)
+        live = (Event.select(Event.id, Event.event_key, Event.event_id, Event.etag)
                 .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
                 .tuples())
-        gone = [(pk, event_id, etag) for pk, event_id, etag in live if event_id not in seen]
+        seen_keys = {key_of(i) for i in seen}  # the event_id column may hold a shortened id
+        gone = [(pk, event_id, etag) for pk, key, event_id, etag in live
+                if key not in seen_keys]
         changes = [ChangeRecord(event_id, "deleted", etag) for _, event_id, etag in gone]
         newer = peewee.Case(None, [(Event.updated_ms > listing_updated_ms, Event.updated_ms)],
                             listing_updated_ms)

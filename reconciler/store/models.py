@@ -21,8 +21,12 @@ database_proxy = peewee.DatabaseProxy()
 
 
 def key_of(identifier: str) -> str:
-    """The fixed-width, indexable key of a calendar or event id."""
-    return hashlib.sha1(identifier.encode("utf-8")).hexdigest()
+    """The fixed-width, indexable key of a calendar or event id.
+
+    ``surrogatepass``: an id holding a lone surrogate (hostile, but JSON can
+    carry it) gets a key too; every other id encodes exactly as UTF-8.
+    """
+    return hashlib.sha1(identifier.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class LongTextField(peewee.TextField):

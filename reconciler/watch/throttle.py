@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.logsetup import RateLimitedLog as RateLimitedLog  # the engine uses it too
+
 log = logging.getLogger("reconciler.watch")
 
 
@@ -112,46 +114,3 @@ class HintThrottle:
         self._fire_all(keys)
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-class RateLimitedLog:
-    """At most one log line per ``key`` every ``every`` seconds; the rest are counted.
-
-    Forged or stale notifications are cheap to send, and a WARNING per request
-    would let anyone fill the disk. The first occurrence is logged at once; later
-    ones within ``every`` seconds are only counted, and the next line that is
-    written says how many were suppressed. Thread-safe (waitress has several
-    worker threads).
-    """
-
-    def __init__(self, logger: logging.Logger, every: float = 60.0, *,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._log = logger
-        self.every = every
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._next: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def log(self, key: str, level: int, message: str, *args: object) -> bool:
-        """Log ``message % args`` unless ``key`` was logged less than ``every`` s ago.
-
-        Returns True when a line was written.
-        """
-        with self._lock:
-            now = self._monotonic()
-            if now < self._next.get(key, float("-inf")):
-                self._suppressed[key] = self._suppressed.get(key, 0) + 1
-                return False
-            self._next[key] = now + self.every
-            suppressed = self._suppressed.pop(key, 0)
-        if suppressed:
-            message += " (%d more like this in the last %.0fs not logged)"
-            args = (*args, suppressed, self.every)
-        self._log.log(level, message, *args)
-        return True
-
-    def suppressed(self, key: str) -> int:
-        """How many lines for ``key`` are waiting to be counted in the next one."""
-        with self._lock:
-            return self._suppressed.get(key, 0)
