@@ -13,6 +13,7 @@ retried like a 5xx, never a ``ValueError`` traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -67,9 +68,14 @@ class FastJsonModel(JsonModel):
 def _decode_pruned(content: bytes | str) -> Any:
     """Decode a page whose nesting defeats the parser, deep subtrees cut (see prune_deep)."""
     text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    pruned = prune_deep(text, PRUNE_DEPTH)
     try:
-        return orjson.loads(prune_deep(text, PRUNE_DEPTH))
-    except orjson.JSONDecodeError as exc:
+        return orjson.loads(pruned)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses besides depth: lone surrogate escapes, huge integers
+        return json.loads(pruned)
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponse(f"the API answered 200 with a body that is not JSON "
                                 f"({_describe_body(content)})") from exc
 
