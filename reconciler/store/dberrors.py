@@ -106,6 +106,9 @@ def _original(exc: BaseException) -> BaseException:
             exc = exc.args[0]
         elif exc.__cause__ is not None:
             exc = exc.__cause__
+        elif (isinstance(exc.__context__, DRIVER_ERRORS)
+              and not isinstance(exc.__context__, peewee.PeeweeException)):
+            exc = exc.__context__  # raised while handling the driver's error
     if "cannot rollback" in str(exc) and isinstance(exc.__context__, DRIVER_ERRORS):
         return _original(exc.__context__)
     return exc
