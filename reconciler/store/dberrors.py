@@ -93,7 +93,7 @@ _CAUGHT: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, StoreError)
 
 
 def _original(exc: BaseException) -> BaseException:
-    """The driver's exception behind Peewee's wrapper (Peewee puts it in ``args[0]``).
+    """The driver's exception behind Peewee's wrapper (``orig``, or ``args[0]`` before 3.17).
 
     A project error made from a driver error (a nested ``map_db_errors``)
     gives back that driver error; SQLite's "cannot rollback" after it already
@@ -102,7 +102,9 @@ def _original(exc: BaseException) -> BaseException:
     if isinstance(exc, StoreError) and exc.__cause__ is not None:
         exc = exc.__cause__
     if isinstance(exc, peewee.PeeweeException):
-        if exc.args and isinstance(exc.args[0], BaseException):
+        if isinstance(getattr(exc, "orig", None), BaseException):  # Peewee 3.17+
+            exc = exc.orig
+        elif exc.args and isinstance(exc.args[0], BaseException):
             exc = exc.args[0]
         elif exc.__cause__ is not None:
             exc = exc.__cause__
