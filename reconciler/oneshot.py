@@ -3,15 +3,19 @@
 A 410 inside the pass is recovered inside the same pass; each failing
 calendar is named on stderr and makes the exit status 1 without stopping the
 others. ``--verify`` follows the pass with a full listing of each calendar and
-fails when that listing had to repair the mirror.
+fails when that listing had to repair the mirror. Every request goes through
+the ``[quota]`` budget, as in ``run``: a pass bigger than a minute's quota
+waits for it instead of drawing 403s from Google.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 
 from reconciler.config import Config
+from reconciler.daemon.quota import QuotaBudget
 from reconciler.outcome import SyncRequest
 from reconciler.service import Failure, PassReport, Service
 from reconciler.suggest import require_known
@@ -24,9 +28,15 @@ def report_failures(report: PassReport) -> None:
 
 
 def run_once(config: Config, *, only: Sequence[str] = (), full: bool = False,
-             concurrency: int | None = None, verify: bool = False) -> int:
-    """Run one pass; return the exit status (0 all synced, 1 any failed)."""
-    service = Service(config)
+             concurrency: int | None = None, verify: bool = False,
+             budget: QuotaBudget | None = None) -> int:
+    """Run one pass; return the exit status (0 all synced, 1 any failed).
+
+    ``budget`` replaces the one built from ``config.quota`` (tests inject a clock).
+    """
+    if budget is None:
+        budget = QuotaBudget(config.quota, threading.Event())
+    service = Service(config, before_request=budget.before_request)
     try:
         service.check_credentials()
         rows, failures = service.resolve_calendars()
@@ -53,4 +63,5 @@ def run_once(config: Config, *, only: Sequence[str] = (), full: bool = False,
         report_failures(report)
         return 0 if report.ok and not drifted else 1
     finally:
+        budget.stop()  # a request still waiting for the budget gives up
         service.close()

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import google.auth.credentials
@@ -106,6 +106,8 @@ class Service:
         self._local = threading.local()
         self._engines: list[CalendarSync] = []
         self._engines_lock = threading.Lock()
+        self._claimed: dict[int, CalendarState] = {}  # batch-claimed by run_pass, not yet synced
+        self._claimed_lock = threading.Lock()
         self.stopping = threading.Event()
 
     # -- construction of API handles ------------------------------------------
@@ -273,8 +275,13 @@ class Service:
         and return its row as read under the lease.
 
         Raises ``LeaseHeld`` when it stays taken; the lease is given back if the
-        re-read fails.
+        re-read fails. A calendar ``run_pass`` claimed in a batch is handed over
+        as read then, with no statement.
         """
+        with self._claimed_lock:
+            claimed = self._claimed.pop(calendar.pk, None)
+        if claimed is not None:
+            return claimed
         deadline = time.monotonic() + wait
         while not leases.claim(calendar.pk, self.owner, self.config.sync.lease_time):
             if time.monotonic() >= deadline or self.stopping.is_set():
@@ -450,9 +457,30 @@ class Service:
             with lock:
                 report.failures.append(failure)
 
-        pool = self._pass_pool(max(1, concurrency or self.config.sync.concurrency))
+        workers = max(1, concurrency or self.config.sync.concurrency)
+        pool = self._pass_pool(workers)
+        # Leases are claimed a batch (``workers`` calendars) at a time, one UPDATE
+        # and one SELECT each, and at most two batches ahead of the workers, so
+        # a claimed calendar waits for a worker at most one batch's time.
+        ahead = threading.Semaphore(2 * workers)
+
+        def run_one(row: CalendarState | Calendar) -> None:
+            try:
+                one(row)
+            finally:
+                ahead.release()
+
         rows = list(rows)
-        for row, future in [(row, pool.submit(one, row)) for row in rows]:
+        submitted: list[tuple[CalendarState | Calendar, Future[None]]] = []
+        for start in range(0, len(rows), workers):
+            if self.stopping.is_set():
+                break
+            chunk = rows[start:start + workers]
+            for _ in chunk:
+                ahead.acquire()
+            self._claim_batch([_state(row) for row in chunk])
+            submitted += [(row, pool.submit(run_one, row)) for row in chunk]
+        for row, future in submitted:
             try:
                 future.result()
             except Exception as exc:  # never stop the other calendars of the pass
@@ -460,7 +488,32 @@ class Service:
                 report.failures.append(Failure(state.calendar_id,
                                                f"internal error: {first_line(exc)}",
                                                type(exc).__name__))
+        self._release_unused([_state(row).pk for row, _ in submitted])
         return report
+
+    def _claim_batch(self, states: list[CalendarState]) -> None:
+        """Claim a batch of leases in one statement; ``claim`` hands them out.
+
+        A database failure here is no failure of the pass: each calendar is
+        then claimed alone, and fails alone."""
+        try:
+            held = leases.claim_many([state.pk for state in states], self.owner,
+                                     self.config.sync.lease_time)
+        except ReconcilerError as exc:
+            log.warning("could not claim a batch of calendars: %s", exc)
+            return
+        with self._claimed_lock:
+            self._claimed.update(held)
+
+    def _release_unused(self, pks: list[int]) -> None:
+        """Give back batch-claimed leases no worker used (a stop, or a failure first)."""
+        with self._claimed_lock:
+            unused = [pk for pk in pks if self._claimed.pop(pk, None) is not None]
+        for pk in unused:
+            try:
+                leases.release(pk, self.owner)
+            except ReconcilerError as exc:
+                log.warning("could not release a lease: %s", exc)
 
     def _pass_pool(self, workers: int) -> ThreadPoolExecutor:
         """The workers of ``run_pass``, kept for the Service's lifetime: each thread's

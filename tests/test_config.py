@@ -172,7 +172,7 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     assert config.database == DatabaseConfig(url=f"sqlite:///{tmp_path}/reconciler.db")
     assert config.google == GoogleConfig(None, 60.0, 120.0, 6) and not config.google.emulator
     assert config.sync == SyncConfig(
-        mode="sync_token", interval=300, page_size=2500, concurrency=4, lease_time=60,
+        mode="sync_token", interval=300, page_size=2500, concurrency=32, lease_time=60,
         updated_min_overlap=60, updated_min_full_after=21 * 86400, audit_interval=604800,
         jitter=0.1, backoff_max=3600, purge_removed=False,
     )

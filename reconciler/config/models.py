@@ -223,8 +223,11 @@ class SyncConfig:
         Int, Field(ge=1, le=2500, description="Events requested per events.list page."),
     ] = 2500
     concurrency: Annotated[
-        Int, Field(ge=1, le=256, description="Calendars synced in parallel by one process."),
-    ] = 4
+        Int, Field(ge=1, le=256, description=(
+            "Calendars synced in parallel by one process. Threads mostly wait for Google "
+            "(100-300 ms a request), so this is sized for waiting, not for cores; the [quota] "
+            "budget is the throttle.")),
+    ] = 32
     lease_time: Annotated[
         Seconds,
         Field(ge=5, le=HOUR,

@@ -15,8 +15,12 @@ import secrets
 import socket
 
 from reconciler.clock import utcnow
+from reconciler.outcome import CalendarState
+from reconciler.store.calendars import state_of
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar
+
+BATCH_LIMIT = 500  # ids per IN (...): well under every driver's parameter limit
 
 
 def make_owner() -> str:
@@ -69,6 +73,32 @@ def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
                     .where((Calendar.id == calendar_pk) & (Calendar.lease_owner == holder))
                     .execute())
     return False
+
+
+@map_db_errors()
+def claim_many(calendar_pks: list[int], owner: str,
+               lease_seconds: float) -> dict[int, CalendarState]:
+    """Take every lease of ``calendar_pks`` that is free, expired or ours, in one
+    conditional UPDATE per ``BATCH_LIMIT`` ids; return the rows now held, read
+    under the lease, by primary key. Calendars missing from the result were not
+    taken (held by another owner, or gone)."""
+    held: dict[int, CalendarState] = {}
+    for start in range(0, len(calendar_pks), BATCH_LIMIT):
+        chunk = calendar_pks[start:start + BATCH_LIMIT]
+        now = utcnow()
+        expires = now + dt.timedelta(seconds=lease_seconds)
+        taken = (Calendar.update(lease_owner=owner, lease_expires=expires)
+                 .where(Calendar.id.in_(chunk)
+                        & (Calendar.lease_owner.is_null()
+                           | (Calendar.lease_expires < now)
+                           | (Calendar.lease_owner == owner)))
+                 .execute())
+        if not taken:
+            continue
+        for row in Calendar.select().where(Calendar.id.in_(chunk)
+                                           & (Calendar.lease_owner == owner)):
+            held[int(row.id)] = state_of(row)
+    return held
 
 
 @map_db_errors()
