@@ -8,7 +8,10 @@ retries, error translation) and nothing else talks HTTP. The decode step is
 part of the translation: a 200 whose body is not the resource asked for (HTML,
 a JSON array, an empty or cut body, a page without an ``items`` list)
 raises :class:`~reconciler.errors.MalformedResponse`, a transient error
-retried like a 5xx, never a ``ValueError`` traceback.
+retried like a 5xx, never a ``ValueError`` traceback. ``events.list`` pages,
+the bulk of the traffic, are asked for as compact JSON (``prettyPrint=false``)
+and decoded once by :mod:`reconciler.google.pages` (items keep their raw
+bytes); a page that decoder cannot split takes the general path below.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from googleapiclient.model import JsonModel
 
 from reconciler.errors import GoogleError, MalformedResponse
 from reconciler.google.errors import translate
+from reconciler.google.pages import decode_events_page
 from reconciler.google.retry import RetryPolicy, call_with_retries
 
 RequestHook = Callable[[str], None]
@@ -97,9 +101,10 @@ class CalendarApi:
                  before_request: RequestHook | None = None) -> None:
         http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
+        self._model = FastJsonModel(data_wrapper=False)
         self._service = build("calendar", "v3", http=http, static_discovery=True,
                               client_options=options, cache_discovery=False,
-                              model=FastJsonModel(data_wrapper=False))
+                              model=self._model)
         # Each ``self._service.events()`` call builds every method from the discovery
         # document again (about a millisecond); build the resource once per handle.
         self._events = self._service.events()
@@ -134,7 +139,7 @@ class CalendarApi:
         """One page of ``events.list`` with deleted events, never expanded into instances
         (``singleEvents`` is left at its default, false)."""
         params: dict[str, Any] = {"calendarId": calendar_id, "showDeleted": True,
-                                  "maxResults": max_results}
+                                  "maxResults": max_results, "prettyPrint": False}
         if sync_token:
             params["syncToken"] = sync_token
         if page_token:
@@ -142,7 +147,21 @@ class CalendarApi:
         if updated_min:
             params["updatedMin"] = updated_min
         events = self._events
-        return dict(self._execute("events.list", lambda: events.list(**params),
+        model = self._model
+
+        def events_page(resp: Any, content: bytes) -> Any:
+            if 200 <= resp.status < 300 and resp.status != 204:
+                page = decode_events_page(content)
+                if page is not None:
+                    return page
+            return model.response(resp, content)  # errors, and pages msgspec cannot split
+
+        def request() -> Any:
+            call = events.list(**params)
+            call.postproc = events_page
+            return call
+
+        return dict(self._execute("events.list", request,
                                   lambda body: _page(body, "events page")))
 
     def get_calendar(self, calendar_id: str) -> dict[str, Any]:

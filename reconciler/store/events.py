@@ -46,8 +46,14 @@ def dump_raw(resource: dict[str, Any]) -> str:
 
     orjson writes exactly what ``json.dumps(..., ensure_ascii=False,
     separators=(",", ":"))`` would, several times faster; values it cannot
-    write (integers beyond 64 bits) fall back to the standard encoder.
+    write (integers beyond 64 bits) fall back to the standard encoder. A
+    resource that carries the bytes Google sent (``raw``: a
+    :class:`~reconciler.google.pages.RawItem`) is not encoded at all: those
+    bytes are stored verbatim.
     """
+    raw = getattr(resource, "raw", None)
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8")
     try:
         return orjson.dumps(resource).decode("utf-8")
     except TypeError:
