@@ -14,8 +14,8 @@ from pathlib import Path
 from reconciler.emulator import Emulator
 from reconciler.store import calendars, open_store
 from reconciler.store.models import Calendar
-from tests.daemon.support import lists_of, timed, wait_for, write_daemon_config
-from tests.helpers import REPO, assert_mirror_exact, mirror, run_cli
+from tests.daemon.support import write_daemon_config
+from tests.helpers import REPO, assert_mirror_exact, lists_of, mirror, run_cli, timed, wait_for
 
 A = "alpha@group.calendar.google.com"
 B = "beta@group.calendar.google.com"

@@ -24,8 +24,8 @@ import pytest
 from reconciler.emulator import Emulator
 from reconciler.store import open_store
 from reconciler.store.models import Calendar
-from tests.daemon.support import timed, wait_for, write_daemon_config
-from tests.helpers import REPO, assert_mirror_exact
+from tests.daemon.support import write_daemon_config
+from tests.helpers import REPO, assert_mirror_exact, timed, wait_for
 
 CALENDARS = 300
 INTERVAL = 3

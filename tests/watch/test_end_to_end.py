@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import Emulator
-from tests.helpers import assert_mirror_exact, mirror
+from tests.helpers import assert_mirror_exact, mirror, timed, wait_for
 from tests.watch.conftest import Watched, start_watch
-from tests.watch.watch_helpers import TEAM, HintLoop, timed, wait_for
+from tests.watch.watch_helpers import TEAM, HintLoop
 
 
 def test_an_edit_reaches_the_database_long_before_the_poll(team: Emulator, tmp_path: Path,

@@ -16,7 +16,6 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +47,6 @@ def watch_config(tmp_path: Path, database_url: str, port: int, *, ttl: int = 604
              f'secret = "{SECRET}"\nttl = {ttl}\nrenew_margin = {renew_margin}\n')
     return write_config(tmp_path, database_url, sync={"interval": interval, "lease_time": 30, "jitter": 0},
                         extra=extra)
-
-
-def timed(summary: str, hour: int = 10) -> dict[str, Any]:
-    """An event body for the emulator."""
-    return {"summary": summary, "start": {"dateTime": f"2025-03-01T{hour:02d}:00:00Z"},
-            "end": {"dateTime": f"2025-03-01T{hour + 1:02d}:00:00Z"}}
 
 
 class ShiftedClock:
@@ -114,16 +107,6 @@ class HintLoop:
     def count(self, why: str | None = None) -> int:
         """Passes so far (of one kind)."""
         return sum(1 for p in self.passes if why is None or p[2] == why)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, step: float = 0.02) -> float:
-    """Seconds until ``condition()`` is true; AssertionError after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def post(port: int, headers: dict[str, str], *, path: str = HOOK_PATH, body: bytes = b"",
