@@ -74,6 +74,7 @@ class HintLoop:
         self.interval = interval
         self.check = check
         self.passes: list[tuple[float, float, str]] = []  # (start, end, why)
+        self.busy = False  # True while it looks at the hint or runs a pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hint-loop", daemon=True)
 
@@ -88,6 +89,7 @@ class HintLoop:
     def _run(self) -> None:
         next_poll = time.monotonic() + self.interval
         while not self._stop.is_set():
+            self.busy = True  # before the hint is cleared, so idle() never sees neither
             row = Calendar.get(Calendar.calendar_id == self.calendar_id)
             why = None
             requested = row.sync_requested_at
@@ -102,11 +104,22 @@ class HintLoop:
                 with contextlib.suppress(ReconcilerError):
                     self.service.sync_calendar(row, lease_wait=10)
                 self.passes.append((start, time.monotonic(), why))
+            self.busy = False
             self._stop.wait(self.check)
 
     def count(self, why: str | None = None) -> int:
         """Passes so far (of one kind)."""
         return sum(1 for p in self.passes if why is None or p[2] == why)
+
+    def idle(self, emu: Emulator) -> bool:
+        """No notification on its way, no hint pending, no pass running (the poll is far away)."""
+        return (emu.hub.wait_idle(0.05) and not self.busy
+                and Calendar.get(Calendar.calendar_id == self.calendar_id).sync_requested_at is None)
+
+    def sentinel(self) -> None:
+        """Ask for one more pass, as a notification would (see :func:`tests.helpers.quiet_period`)."""
+        Calendar.update(sync_requested_at=utcnow()).where(
+            Calendar.calendar_id == self.calendar_id).execute()
 
 
 def post(port: int, headers: dict[str, str], *, path: str = HOOK_PATH, body: bytes = b"",
