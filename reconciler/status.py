@@ -36,6 +36,7 @@ from rich.table import Table
 
 from reconciler.clock import utcnow
 from reconciler.config import Config
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Account, AccountCalendar, Calendar, Channel, Event
 
 FAILING_STATES = ("needs_reauth", "failing", "gone")
@@ -49,6 +50,7 @@ def _age(then: dt.datetime | None, now: dt.datetime) -> float | None:
     return None if then is None else max(0.0, (now - then).total_seconds())
 
 
+@map_db_errors()
 def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]:
     """One dict per mirrored calendar (removed ones included, marked), ordered by account, id."""
     now = now or utcnow()
@@ -105,6 +107,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
     return rows
 
 
+@map_db_errors()
 def account_problems() -> list[Row]:
     """Accounts whose credentials were rejected: ``{"account", "state", "last_error"}``."""
     return [{"account": a.name, "state": a.state, "last_error": a.last_error}

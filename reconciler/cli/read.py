@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 
 import click
-import peewee
 
 from reconciler.cli.context import Context, pass_context
 from reconciler.errors import ReconcilerError, first_line
@@ -122,7 +121,7 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
             config = ctx.config(allow_missing=True)
             ctx.read_store(config)
             rows, problems = logic.calendar_status(config), logic.account_problems()
-        except (ReconcilerError, peewee.PeeweeException) as exc:
+        except ReconcilerError as exc:
             if ctx.debug:
                 raise
             click.echo(f"CRITICAL: mirror unreadable: {first_line(exc)}")
