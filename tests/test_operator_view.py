@@ -208,3 +208,32 @@ def test_config_check_exit_statuses_and_it_creates_nothing(
     assert usage.returncode == 2 and usage.stdout == ""
     problems = usage.stderr.strip().splitlines()
     assert len(problems) >= 2 and all(x.startswith("reconciler: error: ") for x in problems)
+
+
+# -- status: syncs in flight --------------------------------------------------------------------
+
+def test_status_shows_syncs_in_flight_with_owner_and_since(
+        calendar_emulator: Emulator, tmp_path: Path) -> None:
+    from freezegun import freeze_time
+
+    from reconciler.store import calendars, leases, open_store
+
+    seed(calendar_emulator, TEAM, 1)
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    path = write_config(tmp_path, db)
+    assert run_cli(calendar_emulator, "-c", str(path), "once").returncode == 0
+    idle = run_cli(calendar_emulator, "-c", str(path), "status")
+    assert "syncing" not in idle.stdout
+    open_store(db)
+    [row] = calendars.all_calendars()
+    with freeze_time("2030-01-01 12:00:00"):  # the lease outlives the test by years
+        assert leases.claim(row.id, "elsewhere:4242:cafe", 60)
+    shown = run_cli(calendar_emulator, "-c", str(path), "status")
+    assert shown.returncode == 0, shown.stderr
+    [line] = [x for x in shown.stdout.splitlines() if x.startswith(f"{TEAM} (account ops)")]
+    assert line.endswith("since 2030-01-01 12:00:00Z, by elsewhere:4242:cafe")
+    assert "1 syncing now" in shown.stdout.splitlines()[0]
+    [as_json] = [json.loads(x) for x in run_cli(calendar_emulator, "-c", str(path), "status",
+                                                "--json").stdout.splitlines()]
+    assert as_json["syncing"] is True and as_json["lease_since"] == "2030-01-01T12:00:00Z"
+    assert as_json["lease_owner"] == "elsewhere:4242:cafe"
