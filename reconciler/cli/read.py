@@ -146,6 +146,8 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
         error = (account["last_error"] or "").splitlines()[0] if account["last_error"] else ""
         click.echo(f"account {account['account']}: {account['state'].replace('_', ' ')}"
                    + (f": {error}" if error else ""))
+    for line in logic.in_flight(selected):
+        click.echo(line)
     if rows:
         click.echo(logic.render_table(selected, width=shutil.get_terminal_size((160, 24)).columns))
 
