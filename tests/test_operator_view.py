@@ -17,9 +17,9 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.store.readonly import inspect_database
-from tests.daemon.support import load, running_daemon, wait_for, write_daemon_config
+from tests.daemon.support import load, running_daemon, write_daemon_config
 from tests.faults.support import Proc
-from tests.helpers import REPO, emulator_env, run_cli, write_config
+from tests.helpers import REPO, emulator_env, run_cli, wait_for, write_config
 
 TEAM = "team@group.calendar.google.com"
 GONE = "gone@group.calendar.google.com"
