@@ -2,7 +2,7 @@
 
 Why a package: every command group lives in its own module (``once``, ``read``
 for export/changes/status, ``run``, ``watch``, ``emulator``, ``demo``,
-``initdb``) and shares one :class:`~reconciler.cli.context.Context`. Nothing
+``initdb``, ``config``) and shares one :class:`~reconciler.cli.context.Context`. Nothing
 below this package imports click or this package (``tests/test_layers.py``
 checks it), so commands are plain functions of the layers underneath.
 
@@ -49,6 +49,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("reconciler.cli.demo", "demo"),
     "emulator": ("reconciler.cli.emulator", "emulator"),
     "auth": ("reconciler.cli.auth", "auth"),
+    "config": ("reconciler.cli.config", "config_group"),
 }
 
 
