@@ -346,7 +346,7 @@ def test_quota_budget_paces_requests(calendar_emulator: Emulator, tmp_path: Path
          "quota": {"per_user_requests_per_minute": 10}}))  # 10 in any minute
     with running_daemon(config, rand=lambda: 0.0) as daemon:
         # Two requests wait for the oldest to leave the minute; stopping ends the waits.
-        wait_for(lambda: daemon.metrics.quota_waits._value.get() > 60, 15,  # each wait < 60 s
+        wait_for(lambda: daemon.metrics.quota_waits._value.get() > 60, 30,  # each wait < 60 s
                  "two requests waiting for the budget")
         lists = [r for r in emu.request_log if r.method == "events.list"]
         assert len(lists) == 10
