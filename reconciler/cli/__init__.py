@@ -62,10 +62,11 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from reconciler.cli import auth, demo, emulator, initdb, once, read, run, watch
+    from reconciler.cli import auth, demo, emulator, history, initdb, once, read, run, watch
 
-    for command in (once.once, read.export, read.changes, read.status, run.run, initdb.init_db,
-                    watch.receiver, watch.watch, demo.demo, emulator.emulator, auth.auth):
+    for command in (once.once, read.export, read.changes, read.status, history.history,
+                    run.run, initdb.init_db, watch.receiver, watch.watch, demo.demo,
+                    emulator.emulator, auth.auth):
         cli.add_command(command)
 
 

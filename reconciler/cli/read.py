@@ -69,9 +69,19 @@ def export(ctx: Context, calendar_id: str | None, include_cancelled: bool) -> No
 @click.option("--calendar", "calendar_id", metavar="ID", help="Only this calendar.")
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between reads with --follow.")
+@click.option("--diff", "with_diff", is_flag=True,
+              help="Add before/after values of the changed fields to `updated` lines.")
+@click.option("--full", is_flag=True, help="With --diff: long values untruncated.")
 @pass_context
-def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, poll: float) -> None:
-    """Print the change feed as JSON lines, in id order."""
+def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, poll: float,
+            with_diff: bool, full: bool) -> None:
+    """Print the change feed as JSON lines, in id order.
+
+    `updated` lines carry "fields", the sorted top-level keys that changed;
+    --diff adds "diff": {field: {"before", "after"}} (strings over 200
+    characters cut unless --full; attendees also get "changes": who was added,
+    removed or answered differently).
+    """
     from reconciler.store.changes import read_changes
 
     stop = _stop_flag() if follow else None
@@ -80,7 +90,7 @@ def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, pol
         _check_calendars([calendar_id])
     last = since
     while True:
-        rows = read_changes(last, 1000, calendar_id)
+        rows = read_changes(last, 1000, calendar_id, diff=with_diff, full=full)
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
             last = row["id"]
