@@ -22,9 +22,8 @@ Invariants:
 - Time comes from an injected monotonic ``clock``; the only real-time wait is
   the background ticker of :class:`LogProgress`, which merely asks "is a line
   due?" (tests call :meth:`LogProgress.tick` themselves).
-- This module does not import the engine: :class:`PageReport` and
-  :class:`PassCounts` are Protocols with the fields of ``PageCommitted`` and
-  ``PassOutcome``.
+- Pages arrive as :class:`reconciler.outcome.PageCommitted`; a finished pass
+  needs only the counts of :class:`PassCounts` (``PassOutcome`` has them).
 """
 
 from __future__ import annotations
@@ -50,30 +49,11 @@ from rich.progress import (
 )
 from rich.table import Column
 
+from reconciler.outcome import PageCommitted
+
 log = logging.getLogger("reconciler.progress")
 
 Clock = Callable[[], float]
-
-
-class PageReport(Protocol):
-    """One committed page (the fields of ``reconciler.outcome.PageCommitted``)."""
-
-    @property
-    def calendar_id(self) -> str: ...
-    @property
-    def account(self) -> str: ...
-    @property
-    def mode(self) -> str: ...
-    @property
-    def page(self) -> int: ...
-    @property
-    def items(self) -> int: ...
-    @property
-    def created(self) -> int: ...
-    @property
-    def updated(self) -> int: ...
-    @property
-    def deleted(self) -> int: ...
 
 
 class PassCounts(Protocol):
@@ -191,7 +171,7 @@ class PassProgress:
                 calendar_id, account, started=now, last_line=now)
         self._shown_started(calendar_id)
 
-    def page_committed(self, report: PageReport) -> None:
+    def page_committed(self, report: PageCommitted) -> None:
         """One page of ``report.calendar_id`` was committed (running totals for the pass)."""
         now = self.clock()
         with self._lock:
@@ -413,5 +393,5 @@ def make_progress(total: int, *, stream: IO[str] | None = None, console: Console
     return LogProgress(total, clock=clock)
 
 
-__all__ = ["CalendarInFlight", "LiveProgress", "LogProgress", "PageReport", "PassCounts",
+__all__ = ["CalendarInFlight", "LiveProgress", "LogProgress", "PassCounts",
            "PassProgress", "PassSummary", "log_summary", "make_progress"]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import google.auth.credentials
 
@@ -45,13 +46,13 @@ from reconciler.google.client import ApiPool, CalendarApi
 from reconciler.google.credentials import identity_of, load_credentials
 from reconciler.google.errors import describe_failure
 from reconciler.google.retry import RetryPolicy
+from reconciler.logsetup import log_pass
 from reconciler.outcome import (
     Attempt,
     CalendarState,
     PageCallback,
     PassOutcome,
     SyncRequest,
-    describe,
 )
 from reconciler.store import calendars, leases
 from reconciler.store.models import Calendar, key_of
@@ -66,6 +67,20 @@ class Failure:
     subject: str  # calendar id or "account NAME"
     message: str
     kind: str
+    account: str | None = None  # the account, when the subject is a calendar
+
+
+class PassObserver(Protocol):
+    """Told about each calendar of :meth:`Service.run_pass` (``reconciler.progress`` fits)."""
+
+    def calendar_started(self, calendar_id: str, account: str) -> None:
+        """The pass over ``calendar_id`` is about to claim and sync it."""
+
+    def calendar_finished(self, calendar_id: str, counts: PassOutcome | None = None) -> None:
+        """The pass over ``calendar_id`` succeeded (``counts``: its outcome, None if skipped)."""
+
+    def calendar_failed(self, calendar_id: str, message: str) -> None:
+        """The pass over ``calendar_id`` failed with the one-line ``message``."""
 
 
 @dataclass(slots=True)
@@ -357,7 +372,10 @@ class Service:
                                      next_due() if next_due is not None else None)
             released = True
             self._note_account_ok(fresh.account)
-            log.info(describe(outcome))
+            log_pass(log, calendar=outcome.calendar_id, account=outcome.account,
+                     mode=outcome.mode, created=outcome.created, updated=outcome.updated,
+                     deleted=outcome.deleted, requests=outcome.requests, seconds=outcome.seconds,
+                     pages=outcome.pages, full_reason=outcome.full_reason)
             return outcome
         finally:
             if not released:
@@ -415,12 +433,14 @@ class Service:
 
     def run_pass(self, rows: Iterable[CalendarState | Calendar],
                  request: SyncRequest | None = None, *,
-                 concurrency: int | None = None) -> PassReport:
+                 concurrency: int | None = None,
+                 observer: PassObserver | None = None) -> PassReport:
         """Sync the given calendars once, ``concurrency`` at a time.
 
         ``request`` defaults to a normal pass that waits up to ``lease_time`` for
         a live holder. A failure of one calendar, of any kind, is a ``Failure``
-        in the report and never stops the others.
+        in the report and never stops the others. ``observer`` (a progress
+        display) hears when each calendar starts, finishes or fails.
         """
         if request is None:
             request = SyncRequest(lease_wait=self.config.sync.lease_time)
@@ -431,25 +451,32 @@ class Service:
             if self.stopping.is_set():
                 return
             state = _state(row)
+            if observer is not None:
+                observer.calendar_started(state.calendar_id, state.account)
             try:
                 attempt = self.attempt(state, request)
             except ReconcilerError as exc:
                 failure = Failure(state.calendar_id, _describe_error(
-                    state, exc, self._credentials.get(state.account)), type(exc).__name__)
+                    state, exc, self._credentials.get(state.account)), type(exc).__name__,
+                    state.account)
             except Exception as exc:  # a bug: one line for the user, traceback in the log
                 log.error("calendar %s: unexpected error", state.calendar_id, exc_info=True)
                 failure = Failure(state.calendar_id,
                                   f"internal error: {type(exc).__name__}: {first_line(exc)}",
-                                  type(exc).__name__)
+                                  type(exc).__name__, state.account)
             else:
                 with lock:
                     if attempt.outcome is not None:
                         report.results.append(attempt.outcome)
                     if attempt.audit is not None:
                         report.audits.append(attempt.audit)
+                if observer is not None:
+                    observer.calendar_finished(state.calendar_id, attempt.outcome)
                 return
             with lock:
                 report.failures.append(failure)
+            if observer is not None:
+                observer.calendar_failed(state.calendar_id, failure.message)
 
         pool = self._pass_pool(max(1, concurrency or self.config.sync.concurrency))
         rows = list(rows)
@@ -460,7 +487,7 @@ class Service:
                 state = _state(row)
                 report.failures.append(Failure(state.calendar_id,
                                                f"internal error: {first_line(exc)}",
-                                               type(exc).__name__))
+                                               type(exc).__name__, state.account))
         return report
 
     def _pass_pool(self, workers: int) -> ThreadPoolExecutor:

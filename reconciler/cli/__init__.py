@@ -2,7 +2,7 @@
 
 Why a package: every command group lives in its own module (``once``, ``read``
 for export/changes/status, ``run``, ``watch``, ``emulator``, ``demo``,
-``initdb``) and shares one :class:`~reconciler.cli.context.Context`. Nothing
+``initdb``, ``config``) and shares one :class:`~reconciler.cli.context.Context`. Nothing
 below this package imports click or this package (``tests/test_layers.py``
 checks it), so commands are plain functions of the layers underneath.
 
@@ -62,11 +62,22 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from reconciler.cli import auth, demo, emulator, history, initdb, once, read, run, watch
+    from reconciler.cli import (
+        auth,
+        config,
+        demo,
+        emulator,
+        history,
+        initdb,
+        once,
+        read,
+        run,
+        watch,
+    )
 
     for command in (once.once, read.export, read.changes, read.status, history.history,
                     run.run, initdb.init_db, watch.receiver, watch.watch, demo.demo,
-                    emulator.emulator, auth.auth):
+                    emulator.emulator, auth.auth, config.config_group):
         cli.add_command(command)
 
 

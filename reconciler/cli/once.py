@@ -29,4 +29,5 @@ def once(ctx: Context, only: tuple[str, ...], full: bool, concurrency: int | Non
 
     config = ctx.config()
     ctx.store(config)
-    sys.exit(run_once(config, only=list(only), full=full, concurrency=concurrency, verify=verify))
+    sys.exit(run_once(config, only=list(only), full=full, concurrency=concurrency, verify=verify,
+                      log_format=ctx.log_format, summary=True))

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 
 import click
-import peewee
 
 from reconciler.cli.context import Context, pass_context
 from reconciler.errors import ReconcilerError, first_line
@@ -132,7 +131,7 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
             config = ctx.config(allow_missing=True)
             ctx.read_store(config)
             rows, problems = logic.calendar_status(config), logic.account_problems()
-        except (ReconcilerError, peewee.PeeweeException) as exc:
+        except ReconcilerError as exc:
             if ctx.debug:
                 raise
             click.echo(f"CRITICAL: mirror unreadable: {first_line(exc)}")
@@ -157,6 +156,8 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
         error = (account["last_error"] or "").splitlines()[0] if account["last_error"] else ""
         click.echo(f"account {account['account']}: {account['state'].replace('_', ' ')}"
                    + (f": {error}" if error else ""))
+    for line in logic.in_flight(selected):
+        click.echo(line)
     if rows:
         click.echo(logic.render_table(selected, width=shutil.get_terminal_size((160, 24)).columns))
 

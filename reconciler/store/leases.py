@@ -55,7 +55,7 @@ def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
     """Take the calendar's lease if it is free, expired, ours, or held by a dead local process."""
     now = utcnow()
     expires = now + dt.timedelta(seconds=lease_seconds)
-    taken = (Calendar.update(lease_owner=owner, lease_expires=expires)
+    taken = (Calendar.update(lease_owner=owner, lease_expires=expires, lease_since=now)
              .where((Calendar.id == calendar_pk)
                     & (Calendar.lease_owner.is_null()
                        | (Calendar.lease_expires < now)
@@ -65,7 +65,7 @@ def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
         return True
     holder = Calendar.select(Calendar.lease_owner).where(Calendar.id == calendar_pk).scalar()
     if holder and holder != owner and owner_is_dead_here(holder):
-        return bool(Calendar.update(lease_owner=owner, lease_expires=expires)
+        return bool(Calendar.update(lease_owner=owner, lease_expires=expires, lease_since=now)
                     .where((Calendar.id == calendar_pk) & (Calendar.lease_owner == holder))
                     .execute())
     return False

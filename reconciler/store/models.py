@@ -74,6 +74,7 @@ class Calendar(BaseModel):
     interval = peewee.IntegerField(null=True)
     lease_owner = peewee.CharField(max_length=255, null=True)
     lease_expires = peewee.DateTimeField(null=True)
+    lease_since = peewee.DateTimeField(null=True)  # when the held lease was taken (0007)
     watch_owner = peewee.CharField(max_length=255, null=True)  # channel work in progress
     watch_until = peewee.DateTimeField(null=True)
     event_types = peewee.TextField(null=True)  # JSON list the sync token was made with (0006)
