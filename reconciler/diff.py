@@ -47,18 +47,20 @@ def field_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict
     nothing but :data:`VOLATILE` keys changed. Keys come out sorted. One pass
     over each side (this runs for every updated event of a page).
     """
+    get = old.get
+    # One C-level comprehension finds the keys (most events differ in few of ~20).
+    differing = [k for k, v in new.items() if get(k, _ABSENT) != v]
     diff: dict[str, dict[str, Any]] = {}
-    for key, after in new.items():
+    for key in differing:
         if key in VOLATILE:
             continue
-        before = old.get(key, _ABSENT)
-        if before is _ABSENT:
-            diff[key] = {"after": after}
-        elif before != after:
-            diff[key] = {"before": before, "after": after}
-    for key in old.keys() - new.keys():
-        if key not in VOLATILE:
-            diff[key] = {"before": old[key]}
+        before = get(key, _ABSENT)
+        diff[key] = {"after": new[key]} if before is _ABSENT else {"before": before,
+                                                                    "after": new[key]}
+    if old.keys() != new.keys():
+        for key in old.keys() - new.keys():
+            if key not in VOLATILE:
+                diff[key] = {"before": old[key]}
     if not diff:
         return diff
     before, after = old.get("sequence", _ABSENT), new.get("sequence", _ABSENT)
