@@ -22,14 +22,13 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from reconciler.diff import field_diff
+from reconciler.diff import raw_field_diff
 from reconciler.eventfields import derive
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
@@ -87,16 +86,8 @@ def page_ids(items: Iterable[Any]) -> list[str]:
     return [item["id"] for item in items if valid_item(item)]
 
 
-def _load_raw(raw: str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:  # integers beyond 64 bits: what dump_raw fell back for
-        return json.loads(raw)
-
-
-def _diff_change(change: ChangeRecord, old: Mapping[str, Any], new: Mapping[str, Any]
-                 ) -> ChangeRecord:
-    diff = field_diff(old, new)
+def _diff_change(change: ChangeRecord, old_raw: str, new_raw: str) -> ChangeRecord:
+    diff = raw_field_diff(old_raw, new_raw)
     fields = [k for k in diff if k != "sequence"]  # already sorted
     return ChangeRecord(change.event_id, change.kind, change.etag,
                         orjson.dumps(fields).decode(), dump_raw(diff))
@@ -113,7 +104,7 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
     plan = PagePlan()
     current: dict[str, Version] = dict(stored)
     writes: dict[str, EventWrite] = {}
-    planned: dict[str, Any] = {}  # the item last planned for an id on this page
+    planned: dict[str, str] = {}  # raw JSON last planned for an id on this page
     for item in items:
         if not valid_item(item):
             plan.bad_events += 1
@@ -135,20 +126,19 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
         plan.versions[fields.event_id] = new
-        writes[fields.event_id] = EventWrite(fields, effective, dump_raw(item))
+        raw_json = dump_raw(item)
+        writes[fields.event_id] = EventWrite(fields, effective, raw_json)
         if action.change_kind:
             change = ChangeRecord(fields.event_id, action.change_kind, fields.etag)
             if stored_raw is not None and action.change_kind == "updated":
-                before = planned.get(fields.event_id)
-                if before is None and fields.event_id in stored_raw:
-                    before = _load_raw(stored_raw[fields.event_id])
-                if isinstance(before, dict):
-                    change = _diff_change(change, before, item)
+                before = planned.get(fields.event_id) or stored_raw.get(fields.event_id)
+                if before is not None:
+                    change = _diff_change(change, before, raw_json)
                 else:
                     plan.missing_raw.append(fields.event_id)
             plan.changes.append(change)
         if stored_raw is not None:
-            planned[fields.event_id] = item
+            planned[fields.event_id] = raw_json
     plan.writes = list(writes.values())
     return plan
 

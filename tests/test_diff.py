@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from hypothesis import given
@@ -15,6 +16,7 @@ from reconciler.diff import (
     changed_fields,
     describe,
     field_diff,
+    raw_field_diff,
     truncate,
 )
 
@@ -115,3 +117,20 @@ def test_folding_diffs_over_the_first_version_reproduces_every_later_one(
     for previous, current in itertools.pairwise(versions):
         state = apply_diff(state, field_diff(previous, current))
         assert _without_volatile(state) == _without_volatile(current)
+
+
+@given(resources, resources)
+def test_the_raw_diff_equals_the_diff_of_the_parsed_resources(old: dict[str, Any],
+                                                              new: dict[str, Any]) -> None:
+    assert raw_field_diff(json.dumps(old), json.dumps(new)) == field_diff(old, new)
+
+
+def test_the_raw_diff_ignores_nested_key_order() -> None:
+    old = {**BASE, "start": {"timeZone": "UTC", "dateTime": "2024-01-02T09:00:00Z"}}
+    new = {**BASE, "start": {"dateTime": "2024-01-02T09:00:00Z", "timeZone": "UTC"}}
+    assert raw_field_diff(json.dumps(old), json.dumps(new)) == {}
+    new = {**BASE, "sequence": 3, "summary": "x"}
+    assert raw_field_diff(json.dumps(BASE), json.dumps(new)) == {
+        "sequence": {"before": 0, "after": 3}, "summary": {"before": "Standup", "after": "x"}}
+    assert raw_field_diff(json.dumps({"a": 2**70}), json.dumps({"a": 1})) == {
+        "a": {"before": 2**70, "after": 1}}
