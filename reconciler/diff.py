@@ -15,8 +15,9 @@ Invariants:
   "absent" differ), plus ``sequence`` when it changed along with a real change;
   :func:`apply_diff` of it over ``old`` gives ``new`` on every key except
   ``etag`` and ``updated`` (and ``sequence`` when nothing else changed);
-* ``raw_field_diff(dumps(old), dumps(new)) == field_diff(old, new)``: the same
-  diff from serialised resources, without parsing what did not change;
+* ``raw_diff(dumps(old), dumps(new))`` is ``(changed_fields(old, new),
+  dumps(field_diff(old, new)))``: the same diff from serialised resources,
+  without parsing what did not change;
 * attendees are matched by ``email``, else ``id``, else ``displayName``;
   :func:`attendee_changes` reports who was added, removed, changed
   ``responseStatus``, or changed anything else.
@@ -89,13 +90,15 @@ def _value(raw: msgspec.Raw) -> Any:
         return msgspec.json.decode(bytes(raw))
 
 
-def raw_field_diff(old_raw: str | bytes, new_raw: str | bytes) -> dict[str, dict[str, Any]]:
-    """:func:`field_diff` of two serialised resources, parsing only what differs.
+def raw_diff(old_raw: str | bytes, new_raw: str | bytes) -> tuple[list[str], str]:
+    """:func:`changed_fields` and the JSON text of :func:`field_diff`, from serialised resources.
 
-    Each top-level value is first compared as raw JSON text (a scan, no
-    objects built); only values whose text differs are parsed, and compared
-    again as values (nested keys in another order are not a change). On a
-    page of updates this costs a third of parsing both versions whole.
+    What runs for every updated event of a page, so it parses as little as it
+    can: each top-level value is compared as raw JSON text (a scan, no objects
+    built); the before/after values are copied into the diff as text; only
+    objects and arrays whose text differs are parsed, to tell a reordering of
+    nested keys from a change. Scalars are compared as text, which is exact for
+    the canonical JSON the store writes (:func:`reconciler.store.events.dump_raw`).
     """
     old, new = _TOP_LEVEL.decode(old_raw), _TOP_LEVEL.decode(new_raw)
     get = old.get
@@ -103,29 +106,33 @@ def raw_field_diff(old_raw: str | bytes, new_raw: str | bytes) -> dict[str, dict
     if old.keys() != new.keys():
         differing += [k for k in old.keys() - new.keys() if k not in VOLATILE]
     if not differing:
-        return {}
-    diff: dict[str, dict[str, Any]] = {}
+        return [], "{}"
+    fields: list[str] = []
     for key in sorted(differing):
-        entry = _entry(old, new, key)
-        if entry is not None:
-            diff[key] = entry
-    if diff and get("sequence") != new.get("sequence"):
-        entry = _entry(old, new, "sequence")
-        if entry is not None:
-            diff["sequence"] = entry
-            diff = dict(sorted(diff.items()))
-    return diff
+        before, after = get(key), new.get(key)
+        if before is not None and after is not None and _container(before) \
+                and _value(before) == _value(after):
+            continue
+        fields.append(key)
+    if not fields:
+        return [], "{}"
+    keys = fields
+    if get("sequence") != new.get("sequence"):
+        keys = sorted([*fields, "sequence"])
+    parts = []
+    for key in keys:
+        before, after = get(key), new.get(key)
+        sides = []
+        if before is not None:
+            sides.append('"before":' + bytes(before).decode("utf-8"))
+        if after is not None:
+            sides.append('"after":' + bytes(after).decode("utf-8"))
+        parts.append(orjson.dumps(key).decode("utf-8") + ":{" + ",".join(sides) + "}")
+    return fields, "{" + ",".join(parts) + "}"
 
 
-def _entry(old: Mapping[str, msgspec.Raw], new: Mapping[str, msgspec.Raw],
-           key: str) -> dict[str, Any] | None:
-    """``{"before", "after"}`` of one key whose raw text differs; None if the values are equal."""
-    if key not in old:
-        return {"after": _value(new[key])}
-    if key not in new:
-        return {"before": _value(old[key])}
-    before, after = _value(old[key]), _value(new[key])
-    return None if before == after else {"before": before, "after": after}
+def _container(raw: msgspec.Raw) -> bool:
+    return bytes(raw)[:1] in (b"{", b"[")
 
 
 def apply_diff(old: Mapping[str, Any], diff: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -223,6 +230,6 @@ __all__ = [
     "changed_fields",
     "describe",
     "field_diff",
-    "raw_field_diff",
+    "raw_diff",
     "truncate",
 ]

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from reconciler.diff import raw_field_diff
+from reconciler.diff import raw_diff
 from reconciler.eventfields import derive
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
@@ -87,10 +87,9 @@ def page_ids(items: Iterable[Any]) -> list[str]:
 
 
 def _diff_change(change: ChangeRecord, old_raw: str, new_raw: str) -> ChangeRecord:
-    diff = raw_field_diff(old_raw, new_raw)
-    fields = [k for k in diff if k != "sequence"]  # already sorted
+    fields, diff = raw_diff(old_raw, new_raw)
     return ChangeRecord(change.event_id, change.kind, change.etag,
-                        orjson.dumps(fields).decode(), dump_raw(diff))
+                        orjson.dumps(fields).decode(), diff)
 
 
 def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: Listing,
