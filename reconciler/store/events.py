@@ -30,6 +30,7 @@ from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar, Event, EventVersion, database_proxy, key_of
 
 CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
+PAGE_CHUNK = 400  # ids per load_page statement: two parameters each, under SQLite's old 999
 
 
 @dataclass(slots=True)
@@ -99,8 +100,8 @@ def load_page(calendar_pk: int, incoming: Sequence[tuple[str, str]]
         return found, raws
     db = database_proxy.obj
     kind = dialect(db)
-    for start in range(0, len(pairs), CHUNK):
-        chunk = pairs[start:start + CHUNK]
+    for start in range(0, len(pairs), PAGE_CHUNK):
+        chunk = pairs[start:start + PAGE_CHUNK]
         sql = _page_sql(kind, len(chunk))
         params = [*[etag for _, etag in chunk], calendar_pk, *[key_of(i) for i, _ in chunk]]
         for event_id, etag, updated_ms, sequence, status, raw in db.execute_sql(sql, params):
