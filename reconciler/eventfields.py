@@ -83,6 +83,7 @@ class EventFields:
     end_date: dt.date | None = None
     recurring_event_id: str | None = None
     original_start: str | None = None
+    event_type: str = "default"  # Google's eventType; absent means "default"
     problems: list[str] = field(default_factory=list)
 
     def version(self, updated_ms: int) -> Version:
@@ -149,6 +150,9 @@ def derive(resource: dict[str, Any]) -> EventFields:
     recurring = resource.get("recurringEventId")
     fields.recurring_event_id = recurring if isinstance(recurring, str) else None
     fields.original_start = _original_start(resource.get("originalStartTime"))
+    event_type = resource.get("eventType")
+    if isinstance(event_type, str) and event_type:
+        fields.event_type = event_type[:64]
     if fields.status != "cancelled" and "start" not in resource:
         fields.problems.append("event has no start")
     return fields

@@ -12,7 +12,12 @@ Invariants:
   one, in page order, with :func:`decide` would write (an id repeated within a
   page is decided against the version planned before it, and written once);
 * an item without a string id is counted as bad and otherwise ignored;
-* planning the same page again against the planned result writes nothing.
+* planning the same page again against the planned result writes nothing;
+* with ``stored_raw`` given, every ``updated`` change row carries the changed
+  fields and their before/after values (:mod:`reconciler.diff`), diffed
+  against the version it replaced: the stored raw JSON, or the item planned
+  before it on the same page; an ``updated`` id whose stored raw JSON is not in
+  ``stored_raw`` is listed in ``missing_raw`` (plan again with it).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from reconciler.diff import raw_diff
 from reconciler.eventfields import derive
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
@@ -51,6 +59,7 @@ class PagePlan:
     bad_events: int = 0
     max_updated_ms: int | None = None  # newest ``updated`` an item carried
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event id or "", why)
+    missing_raw: list[str] = field(default_factory=list)  # updated ids without stored raw JSON
 
     def count(self, action: Action) -> None:
         """Tally one decision."""
@@ -77,16 +86,24 @@ def page_ids(items: Iterable[Any]) -> list[str]:
     return [item["id"] for item in items if valid_item(item)]
 
 
+def _diff_change(change: ChangeRecord, old_raw: str, new_raw: str) -> ChangeRecord:
+    fields, diff = raw_diff(old_raw, new_raw)
+    return ChangeRecord(change.event_id, change.kind, change.etag,
+                        orjson.dumps(fields).decode(), diff)
+
+
 def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: Listing,
-              authoritative: bool) -> PagePlan:
+              authoritative: bool, stored_raw: Mapping[str, str] | None = None) -> PagePlan:
     """Decide every item of a page against ``stored``; nothing is written here.
 
     ``authoritative`` marks a full listing (Google's current state wins ties,
-    see :func:`reconciler.reconcile.is_stale`).
+    see :func:`reconciler.reconcile.is_stale`). ``stored_raw`` (raw JSON by
+    event id, of the stored rows that may change) turns on field diffs.
     """
     plan = PagePlan()
     current: dict[str, Version] = dict(stored)
     writes: dict[str, EventWrite] = {}
+    planned: dict[str, str] = {}  # raw JSON last planned for an id on this page
     for item in items:
         if not valid_item(item):
             plan.bad_events += 1
@@ -108,9 +125,19 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
         plan.versions[fields.event_id] = new
-        writes[fields.event_id] = EventWrite(fields, effective, dump_raw(item))
+        raw_json = dump_raw(item)
+        writes[fields.event_id] = EventWrite(fields, effective, raw_json)
         if action.change_kind:
-            plan.changes.append(ChangeRecord(fields.event_id, action.change_kind, fields.etag))
+            change = ChangeRecord(fields.event_id, action.change_kind, fields.etag)
+            if stored_raw is not None and action.change_kind == "updated":
+                before = planned.get(fields.event_id) or stored_raw.get(fields.event_id)
+                if before is not None:
+                    change = _diff_change(change, before, raw_json)
+                else:
+                    plan.missing_raw.append(fields.event_id)
+            plan.changes.append(change)
+        if stored_raw is not None:
+            planned[fields.event_id] = raw_json
     plan.writes = list(writes.values())
     return plan
 

@@ -164,7 +164,8 @@ class Service:
         engine = engines.get(account)
         if engine is None:
             engine = engines[account] = CalendarSync(self.pool.for_account(account),
-                                                     self.config.sync)
+                                                     self.config.sync,
+                                                     history=self.config.store.history)
             with self._engines_lock:
                 self._engines.append(engine)
         return engine

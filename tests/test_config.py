@@ -19,6 +19,7 @@ from reconciler.config import (
     GoogleConfig,
     MetricsConfig,
     QuotaConfig,
+    StoreConfig,
     SyncConfig,
     WatchConfig,
     load_config,
@@ -783,7 +784,8 @@ def test_example_documents_every_key() -> None:
     tables = {f.name: f.type for f in dataclasses.fields(ConfigFile)}
     model_of = {"accounts": AccountConfig, **{name: cls for name, cls in (
         ("database", DatabaseConfig), ("google", GoogleConfig), ("sync", SyncConfig),
-        ("quota", QuotaConfig), ("watch", WatchConfig), ("metrics", MetricsConfig))}}
+        ("quota", QuotaConfig), ("watch", WatchConfig), ("metrics", MetricsConfig),
+        ("store", StoreConfig))}}
     assert set(bodies) == set(tables) == set(model_of)
     for section, cls in model_of.items():
         for field in dataclasses.fields(cls):

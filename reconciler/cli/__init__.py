@@ -31,7 +31,7 @@ from reconciler.cli.context import (
     add_global_options,
     global_options,
 )
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, first_line
 from reconciler.process import tune_for_sync
 
 # Each command's module is imported when the command is asked for, not at start-up:
@@ -50,6 +50,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("reconciler.cli.emulator", "emulator"),
     "auth": ("reconciler.cli.auth", "auth"),
     "config": ("reconciler.cli.config", "config_group"),
+    "history": ("reconciler.cli.history", "history"),
 }
 
 
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_FAILED)
     except ReconcilerError as exc:  # raised outside a command (e.g. by an option callback)
         Context().report(exc)
+    except Exception as exc:  # a bug: still one line; --debug shows the traceback
+        if "--debug" in (argv if argv is not None else sys.argv[1:]):
+            raise
+        Context().say_error(f"internal error: {type(exc).__name__}: {first_line(exc)} "
+                            "(run again with --debug for the traceback, and please report it)")
+        sys.exit(EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -156,9 +156,11 @@ class CalendarApi:
 
     def list_events(self, calendar_id: str, *, sync_token: str | None = None,
                     page_token: str | None = None, updated_min: str | None = None,
-                    max_results: int = 2500) -> dict[str, Any]:
+                    max_results: int = 2500, time_min: str | None = None,
+                    event_types: list[str] | None = None) -> dict[str, Any]:
         """One page of ``events.list`` with deleted events, never expanded into instances
-        (``singleEvents`` is left at its default, false)."""
+        (``singleEvents`` is left at its default, false); ``time_min`` and
+        ``event_types`` filter as Google does (``timeMin`` never with a sync token)."""
         params: dict[str, Any] = {"calendarId": calendar_id, "showDeleted": True,
                                   "maxResults": max_results, "prettyPrint": False}
         if sync_token:
@@ -167,6 +169,10 @@ class CalendarApi:
             params["pageToken"] = page_token
         if updated_min:
             params["updatedMin"] = updated_min
+        if time_min:
+            params["timeMin"] = time_min
+        if event_types:
+            params["eventTypes"] = list(event_types)
         events = self._events
         model = self._model
 

@@ -130,6 +130,7 @@ def record_success(calendar: CalendarState, owner: str, outcome: PassOutcome,
     if cursor.token_updated_at is not None:
         columns[Calendar.sync_token] = cursor.sync_token
         columns[Calendar.token_updated_at] = cursor.token_updated_at
+        columns[Calendar.event_types] = cursor.event_types
     if cursor.updated_min_cursor_ms is not None:
         columns[Calendar.updated_min_cursor_ms] = cursor.updated_min_cursor_ms
     if cursor.last_full_sync is not None:
@@ -148,7 +149,8 @@ def state_of(row: Calendar) -> CalendarState:
         last_attempt=row.last_attempt, last_success=row.last_success, next_due=row.next_due,
         sync_requested_at=row.sync_requested_at,
         sync_request_seq=int(row.sync_request_seq or 0),
-        consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed))
+        consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed),
+        event_types=row.event_types)
 
 
 @map_db_errors()
