@@ -34,22 +34,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Column
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from reconciler.outcome import PageCommitted
+
+if TYPE_CHECKING:  # rich costs ~20 ms to import: only a terminal display needs it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 log = logging.getLogger("reconciler.progress")
 
@@ -316,6 +307,18 @@ class LiveProgress(PassProgress):
     def __init__(self, total: int, *, console: Console | None = None,
                  clock: Clock = time.monotonic, refresh_per_second: float = 4,
                  auto_refresh: bool = True) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Column
+
         super().__init__(total, clock=clock)
         self.console = console or Console(file=sys.stderr)
         self.overall = Progress(
@@ -389,6 +392,8 @@ def make_progress(total: int, *, stream: IO[str] | None = None, console: Console
     if console is not None:
         return LiveProgress(total, console=console, clock=clock)
     if target.isatty():
+        from rich.console import Console
+
         return LiveProgress(total, console=Console(file=target), clock=clock)
     return LogProgress(total, clock=clock)
 
