@@ -385,7 +385,7 @@ def mirror_of_store(url: str) -> Mirror:
 
 
 CONTENDERS = (
-    ("project-default", "calendar-reconciler, defaults (`once`, concurrency 4)"),
+    ("project-default", "calendar-reconciler, defaults (`once`: concurrency 32, [quota] 6,000/500)"),
     ("project-tuned", f"calendar-reconciler, tuned (`once`, concurrency {WIDTH}, [quota] at "
                       f"Google's {PROJECT_QUOTA:,}/{USER_QUOTA})"),
     ("raw-seq", "raw sequential loop"),

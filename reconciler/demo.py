@@ -25,8 +25,10 @@ Echo = Callable[[str], None]
 
 
 def _summaries(feed: list[dict], titles: dict[str, str]) -> list[str]:
+    """One line per change; an ``updated`` line names the fields that changed."""
     return [f"  #{c['id']:<4} {c['kind']:<8} {c['calendar']}  {c['event_id']}"
-            f"  {titles.get(c['event_id'], '')}" for c in feed]
+            f"  {titles.get(c['event_id'], '')}"
+            + (f"  fields: {', '.join(c['fields'])}" if c.get("fields") else "") for c in feed]
 
 
 def _titles(emu: Emulator) -> dict[str, str]:

@@ -27,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -49,9 +50,16 @@ from reconciler.outcome import (
     PageCommitted,
     PassOutcome,
 )
-from reconciler.planner import Listing, PagePlan, page_ids, plan_page
+from reconciler.planner import Listing, PagePlan, page_ids, plan_page, valid_item
 from reconciler.store import calendars
-from reconciler.store.events import has_rows, load_versions, sweep, write_page
+from reconciler.store.events import (
+    has_rows,
+    load_page,
+    load_raw,
+    load_versions,
+    sweep,
+    write_page,
+)
 
 log = logging.getLogger("reconciler.engine")
 # Events that could not be mirrored as sent (hostile or broken): one line per
@@ -79,6 +87,12 @@ class SyncSettings(Protocol):
 
     @property
     def updated_min_full_after(self) -> int: ...  # seconds: older cursors mean a full pass
+
+    @property
+    def history_days(self) -> int | None: ...  # full listings: timeMin = now - N days
+
+    @property
+    def event_types(self) -> tuple[str, ...] | None: ...  # eventTypes on every listing
 
 
 LeaseKeeper = Callable[[], None]
@@ -123,9 +137,10 @@ class _Tally:
 class CalendarSync:
     """Runs passes for calendars with one thread's API handle."""
 
-    def __init__(self, api: CalendarApi, settings: SyncSettings) -> None:
+    def __init__(self, api: CalendarApi, settings: SyncSettings, *, history: int = 0) -> None:
         self.api = api
         self.settings = settings
+        self.history = history  # [store] history: versions kept per event (0: none)
         self._fetcher: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -152,6 +167,11 @@ class CalendarSync:
             run.updated_min_pass(full)
         elif full or not state.sync_token:
             run.full_pass("requested" if full else "first sync")
+        elif state.event_types != run.event_types_json:
+            # The token was made with another eventTypes set: Google calls reusing
+            # it "undefined behaviour"; list everything again with the new set.
+            calendars.forget_sync_token(state.pk)
+            run.full_pass("event types changed")
         else:
             try:
                 run.incremental_pass()
@@ -172,7 +192,7 @@ class CalendarSync:
     # -- pages ----------------------------------------------------------------
 
     def pages(self, calendar_id: str, *, sync_token: str | None = None,
-              updated_min: str | None = None,
+              updated_min: str | None = None, time_min: str | None = None,
               items_so_far: Callable[[], int] = lambda: 0) -> Iterator[dict[str, Any]]:
         """The listing's pages, fetching the next one while the caller writes this one.
 
@@ -182,11 +202,13 @@ class CalendarSync:
         if self._fetcher is None:
             self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         page_size = max(1, int(self.settings.page_size))
+        types = _event_types(self.settings)
 
         def fetch(page_token: str | None) -> dict[str, Any]:
             return self.api.list_events(calendar_id, sync_token=sync_token,
                                         page_token=page_token, updated_min=updated_min,
-                                        max_results=page_size)
+                                        max_results=page_size, time_min=time_min,
+                                        event_types=list(types) if types else None)
 
         tokens: set[str] = set()  # page tokens handed out in this listing
         count = 0
@@ -243,6 +265,8 @@ class _Run:
         self.keep_lease = keep_lease
         self.on_page = on_page
         self.tally = _Tally(state)
+        types = _event_types(engine.settings)
+        self.event_types_json = json.dumps(list(types)) if types else None
 
     def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         return self.engine.pages(self.state.calendar_id, items_so_far=lambda: self.tally.items,
@@ -254,26 +278,34 @@ class _Run:
         for page in self._pages(sync_token=self.state.sync_token):
             self.apply(page)
             last = page
-        self.tally.cursor = _token_cursor(last)
+        token = _token_cursor(last)
+        self.tally.cursor = Cursor(sync_token=token.sync_token,
+                                   token_updated_at=token.token_updated_at,
+                                   event_types=self.event_types_json)
 
     def full_pass(self, reason: str) -> None:
         tally = self.tally
         tally.restart(FULL, reason)
         tally.seen = set()
         tally.started_empty = not has_rows(self.state.pk)
+        days = getattr(self.engine.settings, "history_days", None)
+        window = from_millis(now_ms() - int(days) * 86_400_000) if days else None
+        types = _event_types(self.engine.settings)
         last: dict[str, Any] = {}
-        for page in self._pages():
+        for page in self._pages(time_min=format_rfc3339(window) if window else None):
             self.apply(page)
             last = page
         if not tally.started_empty:
             listing_ms = tally.listing_updated_ms or now_ms()
-            removed = sweep(self.state.pk, tally.seen, listing_ms)
+            # Only rows this listing could have returned: inside the window, of a listed type.
+            removed = sweep(self.state.pk, tally.seen, listing_ms, window_start=window,
+                            event_types=types)
             tally.deleted += len(removed)
         token = _token_cursor(last)
         tally.cursor = Cursor(sync_token=token.sync_token,
                               token_updated_at=token.token_updated_at,
                               updated_min_cursor_ms=tally.max_server_ms,
-                              last_full_sync=utcnow())
+                              last_full_sync=utcnow(), event_types=self.event_types_json)
 
     def updated_min_pass(self, full: bool) -> None:
         cursor = self.state.updated_min_cursor_ms
@@ -314,10 +346,16 @@ class _Run:
                 # wrote: only an id repeated from an earlier page can have one.
                 assert tally.seen is not None
                 stored = load_versions(self.state.pk, [i for i in ids if i in tally.seen])
+                raws: dict[str, str] = {}
             else:
-                stored = load_versions(self.state.pk, ids)
-            plan = plan_page(stored, items, Listing(listing_ms, now_ms()),
-                             authoritative=tally.seen is not None)
+                # One read per page: versions, plus raw JSON of the rows that change.
+                stored, raws = load_page(self.state.pk, _page_etags(items))
+            listing_at = Listing(listing_ms, now_ms())
+            authoritative = tally.seen is not None
+            plan = plan_page(stored, items, listing_at, authoritative, raws)
+            if plan.missing_raw:  # a stored etag equal to another item's: rare
+                raws.update(load_raw(self.state.pk, plan.missing_raw))
+                plan = plan_page(stored, items, listing_at, authoritative, raws)
             if tally.seen is not None:
                 tally.seen.update(plan.ids)
             for event_id, problem in plan.problems:
@@ -329,10 +367,22 @@ class _Run:
             tally.add(plan)
             if plan.max_updated_ms is not None:
                 tally.max_server_ms = max(tally.max_server_ms or 0, plan.max_updated_ms)
-            write_page(self.state.pk, plan.writes, plan.changes)
+            write_page(self.state.pk, plan.writes, plan.changes, history=self.engine.history)
         self.keep_lease()
         if self.on_page is not None:
             self.on_page(tally.committed())
+
+
+def _event_types(settings: SyncSettings) -> tuple[str, ...] | None:
+    """The sorted ``eventTypes`` filter of the settings (None: every type)."""
+    types = getattr(settings, "event_types", None)
+    return tuple(sorted(set(types))) if types else None
+
+
+def _page_etags(items: list[Any]) -> list[tuple[str, str]]:
+    """(id, etag) of a page's valid items: what ``load_page`` compares stored etags with."""
+    return [(item["id"], item["etag"] if isinstance(item.get("etag"), str) else "")
+            for item in items if valid_item(item)]
 
 
 def _token_cursor(page: dict[str, Any]) -> Cursor:

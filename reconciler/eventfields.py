@@ -160,6 +160,7 @@ class EventFields:
     end_date: dt.date | None = None
     recurring_event_id: str | None = None
     original_start: str | None = None
+    event_type: str = "default"  # Google's eventType; absent means "default"
     problems: list[str] = field(default_factory=list)
 
     def version(self, updated_ms: int) -> Version:
@@ -250,6 +251,9 @@ def derive(resource: dict[str, Any]) -> EventFields:
     fields.original_start = _fitting(problems, "originalStartTime",
                                      _original_start(resource.get("originalStartTime")),
                                      ORIGINAL_START_CHARS)
+    event_type = resource.get("eventType")
+    if isinstance(event_type, str) and event_type:
+        fields.event_type = clean_text(event_type[:64])
     if fields.status != "cancelled" and "start" not in resource:
         problems.append("event has no start")
     return fields

@@ -1,20 +1,28 @@
 """Logging for every command: readable text for people, JSON lines of fields for machines.
 
 Why: an operator filters a fleet's logs by calendar, account or error kind, so a
-line must carry those as fields, not inside prose. structlog renders both the
-project's own structlog loggers and every stdlib ``logging`` call (the project's
-modules, googleapiclient, APScheduler, waitress) through ONE pipeline
-(``structlog.stdlib.ProcessorFormatter`` on the one stderr handler), so every
-line on stderr follows ``--log-format``.
+line must carry those as fields, not inside prose. Every line goes through ONE
+stdlib handler on stderr: the project's field loggers (:func:`get_logger`, which
+carry their keyword fields inside one ``extra`` key, so any key is allowed) and
+every stdlib ``logging`` call (the project's modules, googleapiclient,
+APScheduler, waitress) alike, so every line on stderr follows ``--log-format``.
+``json`` is rendered by structlog's ``ProcessorFormatter``; ``text`` by a plain
+``logging.Formatter`` with the same output as structlog's console renderer
+without colours. structlog (which pulls in ``rich`` for tracebacks, ~50 ms of
+imports) is imported only when JSON is asked for: ``once`` in text mode never
+pays it.
 
 Invariants:
 
 - JSON lines always carry ``event``, ``level`` (upper case), ``time`` (ISO 8601
   UTC ending in ``Z``) and ``logger``, plus the context a call passes
-  (``extra={...}`` on stdlib calls, keyword arguments on structlog calls).
+  (``extra={...}`` on stdlib calls, keyword arguments on :func:`get_logger` calls).
+- Text lines are ``time level logger: event key=value ...`` with the keys sorted
+  and values JSON-quoted when they hold spaces or quotes; a traceback follows on
+  its own lines.
 - Context keys that clash with ``logging.LogRecord`` attributes (``created``,
   ``name``, ``module``...) cannot travel in stdlib ``extra=``: log them through
-  :func:`get_logger` (structlog), as :func:`log_pass` does.
+  :func:`get_logger`, as :func:`log_pass` does.
 - Library loggers never repeat what the project reports itself: the Google
   client's retry WARNINGs are raised to ERROR, waitress's queue warnings to
   ERROR, and APScheduler's "maximum number of running instances" is demoted to
@@ -34,11 +42,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
-from structlog.dev import Column, ConsoleRenderer, KeyValueColumnFormatter, plain_traceback
-from structlog.typing import EventDict, Processor, WrappedLogger
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 FORMATS = ("text", "json")
 
@@ -103,8 +111,32 @@ def _upper_level(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> E
     return event_dict
 
 
+# The one ``extra`` key under which a field logger's keyword fields travel.
+_FIELDS = "reconciler_fields"
+# Attributes every LogRecord has: anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The context of one record: its ``extra=`` keys, then a field logger's fields."""
+    fields = {key: value for key, value in vars(record).items()
+              if key not in _RECORD_ATTRS and key != _FIELDS}
+    fields.update(getattr(record, _FIELDS, None) or {})
+    return fields
+
+
+def _unpack_fields(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Lift a field logger's fields (one ``extra`` key) into the JSON line itself."""
+    fields = event_dict.pop(_FIELDS, None)
+    if fields:
+        event_dict.update(fields)
+    return event_dict
+
+
 def _shared_processors() -> list[Processor]:
-    """Processors every line passes, whether it came from structlog or the stdlib."""
+    """Processors every JSON line passes (structlog is imported here, for JSON only)."""
+    import structlog
+
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -132,55 +164,36 @@ def _text_value(value: object) -> str:
     return text
 
 
-def _plain(value_repr: Any = str, postfix: str = "") -> KeyValueColumnFormatter:
-    return KeyValueColumnFormatter(key_style=None, value_style="", reset_style="",
-                                   value_repr=value_repr, postfix=postfix)
+class _TextFormatter(logging.Formatter):
+    """``2025-01-01T12:00:00.000000Z INFO reconciler.service: event key=value ...``, no colours."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC)
+        parts = [stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), record.levelname,
+                 f"{record.name}:", record.getMessage()]
+        fields = _record_fields(record)
+        parts.extend(f"{key}={_text_value(fields[key])}" for key in sorted(fields))
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
 
 
-def _text_renderer() -> ConsoleRenderer:
-    """``2025-01-01T12:00:00.000Z INFO reconciler.service: event key=value ...``, no colours."""
-    columns = [
-        Column("time", _plain()),
-        Column("level", _plain()),
-        Column("logger", _plain(postfix=":")),
-        Column("event", _plain()),
-        Column("", KeyValueColumnFormatter(key_style="", value_style="", reset_style="",
-                                           value_repr=_text_value)),
-    ]
-    return ConsoleRenderer(columns=columns, exception_formatter=plain_traceback)
-
-
-def make_formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
+def make_formatter(fmt: str) -> logging.Formatter:
     """The formatter that renders every record in ``fmt`` ("text" or "json")."""
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if fmt == "json":
-        final: list[Processor] = [
-            structlog.processors.format_exc_info,
-            _head_first,
-            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
-        ]
-    else:
-        final = [_text_renderer()]
+    if fmt == "text":
+        return _TextFormatter()
+    import structlog
+
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_shared_processors(), structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
-    )
-
-
-def _configure_structlog() -> None:
-    """Route structlog loggers into the stdlib handler (identical for every format and level)."""
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        foreign_pre_chain=[*_shared_processors(), structlog.stdlib.ExtraAdder(), _unpack_fields],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, _head_first,
+                    structlog.processors.JSONRenderer(ensure_ascii=False, default=str)],
     )
 
 
@@ -192,7 +205,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
-    _configure_structlog()
     handler = _StderrHandler()
     handler.setFormatter(make_formatter(fmt))
     root = logging.getLogger()
@@ -209,9 +221,41 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         logger.addFilter(_Demote(fragment))
 
 
-def get_logger(name: str) -> Any:
-    """A structlog logger named ``name``: ``log.info("event", calendar=..., created=...)``."""
-    return structlog.stdlib.get_logger(name)
+class FieldLogger:
+    """A stdlib logger that takes its context as keyword fields: ``log.info("event", n=1)``.
+
+    The fields travel in one ``extra`` key, so names that clash with LogRecord
+    attributes (``created``, ``name``...) are fine; both formats lift them out.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.logger = logging.getLogger(name)
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        """Log ``event`` at ``level`` with ``fields``."""
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, event, extra={_FIELDS: fields}, stacklevel=2)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """``log(DEBUG, ...)``."""
+        self.log(logging.DEBUG, event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """``log(INFO, ...)``."""
+        self.log(logging.INFO, event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """``log(WARNING, ...)``."""
+        self.log(logging.WARNING, event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """``log(ERROR, ...)``."""
+        self.log(logging.ERROR, event, **fields)
+
+
+def get_logger(name: str) -> FieldLogger:
+    """A field logger named ``name``: ``log.info("event", calendar=..., created=...)``."""
+    return FieldLogger(name)
 
 
 def _name_of(logger: logging.Logger | str) -> str:
@@ -224,7 +268,7 @@ def log_pass(logger: logging.Logger | str, *, calendar: str, account: str | None
     """Log one finished pass: DEBUG when it changed nothing, INFO otherwise.
 
     The event is ``synced``; the counts are fields (``created`` clashes with a
-    LogRecord attribute, so this goes through structlog).
+    LogRecord attribute, so this goes through a field logger).
     """
     changed = created + updated + deleted
     level = logging.INFO if changed else logging.DEBUG
@@ -260,8 +304,9 @@ def log_fields(logger: logging.Logger | str, level: int, event: str,
     get_logger(_name_of(logger)).log(level, event, **dict(fields))
 
 
-__all__ = ["FORMATS", "RateLimitedLog", "configure_logging", "get_logger", "log_failure",
-           "log_fields", "log_pass", "make_formatter"]
+__all__ = ["FORMATS", "FieldLogger", "RateLimitedLog", "configure_logging", "get_logger",
+           "log_failure", "log_fields", "log_pass", "make_formatter"]
+
 
 
 class RateLimitedLog:

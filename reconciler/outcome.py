@@ -42,6 +42,7 @@ class CalendarState:
     sync_request_seq: int = 0
     consecutive_failures: int = 0
     removed: bool = False
+    event_types: str | None = None  # JSON list the stored sync token was made with (None: all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Cursor:
     token_updated_at: dt.datetime | None = None
     updated_min_cursor_ms: int | None = None
     last_full_sync: dt.datetime | None = None
+    event_types: str | None = None  # stored with ``sync_token``: the eventTypes it was made with
 
 
 @dataclass(frozen=True, slots=True)

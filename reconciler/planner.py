@@ -17,7 +17,12 @@ Invariants:
   tombstone the version stored before), and nothing is written for it; an
   item whose derived values do not fit is stored with those columns adjusted
   (see :mod:`reconciler.eventfields`) and counted as bad;
-* planning the same page again against the planned result writes nothing.
+* planning the same page again against the planned result writes nothing;
+* with ``stored_raw`` given, every ``updated`` change row carries the changed
+  fields and their before/after values (:mod:`reconciler.diff`), diffed
+  against the version it replaced: the stored raw JSON, or the item planned
+  before it on the same page; an ``updated`` id whose stored raw JSON is not in
+  ``stored_raw`` is listed in ``missing_raw`` (plan again with it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+import orjson
+
+from reconciler.diff import raw_diff
 from reconciler.eventfields import MAX_DEPTH, derive, stored_id
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
@@ -56,6 +65,7 @@ class PagePlan:
     bad_events: int = 0
     max_updated_ms: int | None = None  # newest ``updated`` an item carried
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event id or "", why)
+    missing_raw: list[str] = field(default_factory=list)  # updated ids without stored raw JSON
 
     def count(self, action: Action) -> None:
         """Tally one decision."""
@@ -82,16 +92,29 @@ def page_ids(items: Iterable[Any]) -> list[str]:
     return [item["id"] for item in items if valid_item(item)]
 
 
+def _diff_change(change: ChangeRecord, old_raw: str, new_raw: str) -> ChangeRecord:
+    try:
+        fields, diff = raw_diff(old_raw, new_raw)
+    except (ValueError, msgspec.DecodeError, RecursionError):
+        # JSON the fast scanner refuses (a lone surrogate escape): the change is
+        # still recorded, without its field diff; never a poison pill.
+        return change
+    return ChangeRecord(change.event_id, change.kind, change.etag,
+                        orjson.dumps(fields).decode(), diff)
+
+
 def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: Listing,
-              authoritative: bool) -> PagePlan:
+              authoritative: bool, stored_raw: Mapping[str, str] | None = None) -> PagePlan:
     """Decide every item of a page against ``stored``; nothing is written here.
 
     ``authoritative`` marks a full listing (Google's current state wins ties,
-    see :func:`reconciler.reconcile.is_stale`).
+    see :func:`reconciler.reconcile.is_stale`). ``stored_raw`` (raw JSON by
+    event id, of the stored rows that may change) turns on field diffs.
     """
     plan = PagePlan()
     current: dict[str, Version] = dict(stored)
     writes: dict[str, EventWrite] = {}
+    planned: dict[str, str] = {}  # raw JSON last planned for an id on this page
     for item in items:
         if not valid_item(item):
             plan.bad_events += 1
@@ -121,10 +144,19 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
         plan.versions[fields.event_id] = new
-        writes[fields.event_id] = EventWrite(fields, effective, raw)
+        raw_json = raw
+        writes[fields.event_id] = EventWrite(fields, effective, raw_json)
         if action.change_kind:
-            plan.changes.append(ChangeRecord(stored_id(fields.event_id), action.change_kind,
-                                             fields.etag))
+            change = ChangeRecord(stored_id(fields.event_id), action.change_kind, fields.etag)
+            if stored_raw is not None and action.change_kind == "updated":
+                before = planned.get(fields.event_id) or stored_raw.get(fields.event_id)
+                if before is not None:
+                    change = _diff_change(change, before, raw_json)
+                else:
+                    plan.missing_raw.append(fields.event_id)
+            plan.changes.append(change)
+        if stored_raw is not None:
+            planned[fields.event_id] = raw_json
     plan.writes = list(writes.values())
     return plan
 

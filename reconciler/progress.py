@@ -22,9 +22,8 @@ Invariants:
 - Time comes from an injected monotonic ``clock``; the only real-time wait is
   the background ticker of :class:`LogProgress`, which merely asks "is a line
   due?" (tests call :meth:`LogProgress.tick` themselves).
-- This module does not import the engine: :class:`PageReport` and
-  :class:`PassCounts` are Protocols with the fields of ``PageCommitted`` and
-  ``PassOutcome``.
+- Pages arrive as :class:`reconciler.outcome.PageCommitted`; a finished pass
+  needs only the counts of :class:`PassCounts` (``PassOutcome`` has them).
 """
 
 from __future__ import annotations
@@ -35,45 +34,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Column
+from reconciler.outcome import PageCommitted
+
+if TYPE_CHECKING:  # rich costs ~20 ms to import: only a terminal display needs it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 log = logging.getLogger("reconciler.progress")
 
 Clock = Callable[[], float]
-
-
-class PageReport(Protocol):
-    """One committed page (the fields of ``reconciler.outcome.PageCommitted``)."""
-
-    @property
-    def calendar_id(self) -> str: ...
-    @property
-    def account(self) -> str: ...
-    @property
-    def mode(self) -> str: ...
-    @property
-    def page(self) -> int: ...
-    @property
-    def items(self) -> int: ...
-    @property
-    def created(self) -> int: ...
-    @property
-    def updated(self) -> int: ...
-    @property
-    def deleted(self) -> int: ...
 
 
 class PassCounts(Protocol):
@@ -191,7 +162,7 @@ class PassProgress:
                 calendar_id, account, started=now, last_line=now)
         self._shown_started(calendar_id)
 
-    def page_committed(self, report: PageReport) -> None:
+    def page_committed(self, report: PageCommitted) -> None:
         """One page of ``report.calendar_id`` was committed (running totals for the pass)."""
         now = self.clock()
         with self._lock:
@@ -336,6 +307,18 @@ class LiveProgress(PassProgress):
     def __init__(self, total: int, *, console: Console | None = None,
                  clock: Clock = time.monotonic, refresh_per_second: float = 4,
                  auto_refresh: bool = True) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Column
+
         super().__init__(total, clock=clock)
         self.console = console or Console(file=sys.stderr)
         self.overall = Progress(
@@ -409,9 +392,11 @@ def make_progress(total: int, *, stream: IO[str] | None = None, console: Console
     if console is not None:
         return LiveProgress(total, console=console, clock=clock)
     if target.isatty():
+        from rich.console import Console
+
         return LiveProgress(total, console=Console(file=target), clock=clock)
     return LogProgress(total, clock=clock)
 
 
-__all__ = ["CalendarInFlight", "LiveProgress", "LogProgress", "PageReport", "PassCounts",
+__all__ = ["CalendarInFlight", "LiveProgress", "LogProgress", "PassCounts",
            "PassProgress", "PassSummary", "log_summary", "make_progress"]

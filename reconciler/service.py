@@ -20,8 +20,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import google.auth.credentials
 
@@ -45,13 +46,13 @@ from reconciler.google.client import ApiPool, CalendarApi
 from reconciler.google.credentials import identity_of, load_credentials
 from reconciler.google.errors import describe_failure
 from reconciler.google.retry import RetryPolicy
+from reconciler.logsetup import log_pass
 from reconciler.outcome import (
     Attempt,
     CalendarState,
     PageCallback,
     PassOutcome,
     SyncRequest,
-    describe,
 )
 from reconciler.store import calendars, leases
 from reconciler.store.models import Calendar, key_of
@@ -66,6 +67,20 @@ class Failure:
     subject: str  # calendar id or "account NAME"
     message: str
     kind: str
+    account: str | None = None  # the account, when the subject is a calendar
+
+
+class PassObserver(Protocol):
+    """Told about each calendar of :meth:`Service.run_pass` (``reconciler.progress`` fits)."""
+
+    def calendar_started(self, calendar_id: str, account: str) -> None:
+        """The pass over ``calendar_id`` is about to claim and sync it."""
+
+    def calendar_finished(self, calendar_id: str, counts: PassOutcome | None = None) -> None:
+        """The pass over ``calendar_id`` succeeded (``counts``: its outcome, None if skipped)."""
+
+    def calendar_failed(self, calendar_id: str, message: str) -> None:
+        """The pass over ``calendar_id`` failed with the one-line ``message``."""
 
 
 @dataclass(slots=True)
@@ -106,6 +121,8 @@ class Service:
         self._local = threading.local()
         self._engines: list[CalendarSync] = []
         self._engines_lock = threading.Lock()
+        self._claimed: dict[int, CalendarState] = {}  # batch-claimed by run_pass, not yet synced
+        self._claimed_lock = threading.Lock()
         self.stopping = threading.Event()
 
     # -- construction of API handles ------------------------------------------
@@ -147,7 +164,8 @@ class Service:
         engine = engines.get(account)
         if engine is None:
             engine = engines[account] = CalendarSync(self.pool.for_account(account),
-                                                     self.config.sync)
+                                                     self.config.sync,
+                                                     history=self.config.store.history)
             with self._engines_lock:
                 self._engines.append(engine)
         return engine
@@ -273,8 +291,13 @@ class Service:
         and return its row as read under the lease.
 
         Raises ``LeaseHeld`` when it stays taken; the lease is given back if the
-        re-read fails.
+        re-read fails. A calendar ``run_pass`` claimed in a batch is handed over
+        as read then, with no statement.
         """
+        with self._claimed_lock:
+            claimed = self._claimed.pop(calendar.pk, None)
+        if claimed is not None:
+            return claimed
         deadline = time.monotonic() + wait
         while not leases.claim(calendar.pk, self.owner, self.config.sync.lease_time):
             if time.monotonic() >= deadline or self.stopping.is_set():
@@ -356,7 +379,10 @@ class Service:
                                      next_due() if next_due is not None else None)
             released = True
             self._note_account_ok(fresh.account)
-            log.info(describe(outcome))
+            log_pass(log, calendar=outcome.calendar_id, account=outcome.account,
+                     mode=outcome.mode, created=outcome.created, updated=outcome.updated,
+                     deleted=outcome.deleted, requests=outcome.requests, seconds=outcome.seconds,
+                     pages=outcome.pages, full_reason=outcome.full_reason)
             return outcome
         finally:
             if not released:
@@ -414,12 +440,14 @@ class Service:
 
     def run_pass(self, rows: Iterable[CalendarState | Calendar],
                  request: SyncRequest | None = None, *,
-                 concurrency: int | None = None) -> PassReport:
+                 concurrency: int | None = None,
+                 observer: PassObserver | None = None) -> PassReport:
         """Sync the given calendars once, ``concurrency`` at a time.
 
         ``request`` defaults to a normal pass that waits up to ``lease_time`` for
         a live holder. A failure of one calendar, of any kind, is a ``Failure``
-        in the report and never stops the others.
+        in the report and never stops the others. ``observer`` (a progress
+        display) hears when each calendar starts, finishes or fails.
         """
         if request is None:
             request = SyncRequest(lease_wait=self.config.sync.lease_time)
@@ -430,37 +458,90 @@ class Service:
             if self.stopping.is_set():
                 return
             state = _state(row)
+            if observer is not None:
+                observer.calendar_started(state.calendar_id, state.account)
             try:
                 attempt = self.attempt(state, request)
             except ReconcilerError as exc:
                 failure = Failure(state.calendar_id, _describe_error(
-                    state, exc, self._credentials.get(state.account)), type(exc).__name__)
+                    state, exc, self._credentials.get(state.account)), type(exc).__name__,
+                    state.account)
             except Exception as exc:  # a bug: one line for the user, traceback in the log
                 log.error("calendar %s: unexpected error", state.calendar_id, exc_info=True)
                 failure = Failure(state.calendar_id,
                                   f"internal error: {type(exc).__name__}: {first_line(exc)}",
-                                  type(exc).__name__)
+                                  type(exc).__name__, state.account)
             else:
                 with lock:
                     if attempt.outcome is not None:
                         report.results.append(attempt.outcome)
                     if attempt.audit is not None:
                         report.audits.append(attempt.audit)
+                if observer is not None:
+                    observer.calendar_finished(state.calendar_id, attempt.outcome)
                 return
             with lock:
                 report.failures.append(failure)
+            if observer is not None:
+                observer.calendar_failed(state.calendar_id, failure.message)
 
-        pool = self._pass_pool(max(1, concurrency or self.config.sync.concurrency))
+        workers = max(1, concurrency or self.config.sync.concurrency)
+        pool = self._pass_pool(workers)
+        # Leases are claimed a batch (``workers`` calendars) at a time, one UPDATE
+        # and one SELECT each, and at most two batches ahead of the workers, so
+        # a claimed calendar waits for a worker at most one batch's time.
+        ahead = threading.Semaphore(2 * workers)
+
+        def run_one(row: CalendarState | Calendar) -> None:
+            try:
+                one(row)
+            finally:
+                ahead.release()
+
         rows = list(rows)
-        for row, future in [(row, pool.submit(one, row)) for row in rows]:
+        submitted: list[tuple[CalendarState | Calendar, Future[None]]] = []
+        for start in range(0, len(rows), workers):
+            if self.stopping.is_set():
+                break
+            chunk = rows[start:start + workers]
+            for _ in chunk:
+                ahead.acquire()
+            self._claim_batch([_state(row) for row in chunk])
+            submitted += [(row, pool.submit(run_one, row)) for row in chunk]
+        for row, future in submitted:
             try:
                 future.result()
             except Exception as exc:  # never stop the other calendars of the pass
                 state = _state(row)
                 report.failures.append(Failure(state.calendar_id,
                                                f"internal error: {first_line(exc)}",
-                                               type(exc).__name__))
+                                               type(exc).__name__, state.account))
+        self._release_unused([_state(row).pk for row, _ in submitted])
         return report
+
+    def _claim_batch(self, states: list[CalendarState]) -> None:
+        """Claim a batch of leases in one statement; ``claim`` hands them out.
+
+        A database failure here is no failure of the pass: each calendar is
+        then claimed alone, and fails alone."""
+        try:
+            held = leases.claim_many([state.pk for state in states], self.owner,
+                                     self.config.sync.lease_time)
+        except ReconcilerError as exc:
+            log.warning("could not claim a batch of calendars: %s", exc)
+            return
+        with self._claimed_lock:
+            self._claimed.update(held)
+
+    def _release_unused(self, pks: list[int]) -> None:
+        """Give back batch-claimed leases no worker used (a stop, or a failure first)."""
+        with self._claimed_lock:
+            unused = [pk for pk in pks if self._claimed.pop(pk, None) is not None]
+        for pk in unused:
+            try:
+                leases.release(pk, self.owner)
+            except ReconcilerError as exc:
+                log.warning("could not release a lease: %s", exc)
 
     def _pass_pool(self, workers: int) -> ThreadPoolExecutor:
         """The workers of ``run_pass``, kept for the Service's lifetime: each thread's

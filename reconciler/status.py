@@ -16,6 +16,8 @@ Invariants:
 - problems first: failing states, then stale and never-synced calendars, then
   the healthy ones, then removed ones; ties by account and calendar id;
 - every time in JSON is ISO 8601 UTC with ``Z``;
+- a sync is *in flight* while its lease is held (owner set, not expired);
+  ``lease_since`` is when that lease was taken (renewals do not move it);
 - an account that needs re-authorisation is reported even when none of its
   calendars has a row yet.
 """
@@ -36,6 +38,7 @@ from rich.table import Table
 
 from reconciler.clock import utcnow
 from reconciler.config import Config
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Account, AccountCalendar, Calendar, Channel, Event
 
 FAILING_STATES = ("needs_reauth", "failing", "gone")
@@ -49,6 +52,7 @@ def _age(then: dt.datetime | None, now: dt.datetime) -> float | None:
     return None if then is None else max(0.0, (now - then).total_seconds())
 
 
+@map_db_errors()
 def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]:
     """One dict per mirrored calendar (removed ones included, marked), ordered by account, id."""
     now = now or utcnow()
@@ -98,6 +102,9 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
             "next_due": cal.next_due,
             "lease_owner": cal.lease_owner,
             "syncing": bool(cal.lease_owner and cal.lease_expires and cal.lease_expires > now),
+            "lease_since": cal.lease_since if cal.lease_owner else None,
+            "lease_age_s": (max(0.0, _age(cal.lease_since, now) or 0.0)
+                            if cal.lease_owner and cal.lease_since else None),
             "channel": channel.state if channel else None,
             "channel_expires": channel.expiration if channel and channel.state == "open" else None,
             "channel_retry": channel.retry_after if channel and channel.state == "failed" else None,
@@ -105,6 +112,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
     return rows
 
 
+@map_db_errors()
 def account_problems() -> list[Row]:
     """Accounts whose credentials were rejected: ``{"account", "state", "last_error"}``."""
     return [{"account": a.name, "state": a.state, "last_error": a.last_error}
@@ -254,6 +262,22 @@ def evaluate_check(rows: list[Row], accounts: list[Row],
         return CHECK_WARNING, "WARNING: " + "; ".join(problems)
     oldest = _duration(summary.oldest_success_age_s)
     return CHECK_OK, f"OK: {len(live)} calendar{'s' if len(live) != 1 else ''} synced, oldest {oldest} ago"
+
+
+def in_flight(rows: Iterable[Row]) -> list[str]:
+    """One line per sync in flight (a lease held now): who holds it and since when.
+
+    ``team@example.com (account ops): syncing for 42 s, since 2025-01-01 12:00:00Z, by host:123:ab``
+    """
+    lines = []
+    for row in sorted((r for r in rows if r.get("syncing")),
+                      key=lambda r: (-(r.get("lease_age_s") or 0.0), r["calendar"])):
+        since = row.get("lease_since")
+        when = (f"syncing for {_duration(row.get('lease_age_s'))}, since {_cell(since)}"
+                if since is not None else "syncing")
+        lines.append(f"{row['calendar']} (account {row['account']}): {when}, "
+                     f"by {row['lease_owner']}")
+    return lines
 
 
 def _first_few(items: Iterable[str], n: int = 3) -> str:

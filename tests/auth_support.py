@@ -7,10 +7,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +63,6 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``reconciler ARGS`` to completion without the emulator variable."""
     return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], env=clean_env(),
                           cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it is truthy (an event), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -1,4 +1,19 @@
-"""Test helpers: write a config for an emulator, run passes, compare mirror with truth."""
+"""Test helpers: configs for an emulator, event bodies, waits, and mirror checks.
+
+The one home of the helpers every test directory shares (the emulator tests
+import it too). Waits are keyed on events, never on time:
+
+- :func:`wait_for` polls a condition with a short step and fails naming what it
+  waited for; its poll loop is the only ``time.sleep`` tests use to wait.
+- :func:`quiet_period` proves that *nothing more happens* without sleeping: it
+  waits until the system says it is settled, then triggers a sentinel (a
+  request that must produce one more API call) and waits for that call. Any
+  unwanted request caused by what came before would be in the emulator's
+  request log ahead of the sentinel's, so the requests before the sentinel are
+  the complete answer, and the sentinel proves the system was alive to make
+  them.
+- :func:`timed` is the one event-body builder.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +21,78 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.config import Config, load_config
 from reconciler.emulator import Emulator
+from reconciler.emulator.emulator import RequestRecord
 from reconciler.store import open_store
 from reconciler.store.events import iter_events
 
 REPO = Path(__file__).resolve().parents[1]
+POLL_STEP = 0.02  # seconds between two looks at a condition
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "the condition",
+             *, step: float = POLL_STEP) -> T:
+    """Poll ``condition`` until it returns something true; that value.
+
+    Fails with an ``AssertionError`` naming ``what`` when ``timeout`` seconds
+    pass first. The timeout only bounds a failing test; a passing one returns
+    as soon as the event happened.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(step)
+
+
+def quiet_period(requests: Callable[[], Sequence[RequestRecord]], *,
+                 settled: Callable[[], object], sentinel: Callable[[], object],
+                 timeout: float = 15.0, what: str = "quiet") -> list[RequestRecord]:
+    """The requests made before a sentinel, proving nothing more was on its way.
+
+    ``requests`` returns the emulator requests of interest (e.g. one
+    calendar's ``events.list``), ``settled`` says the system is idle with no
+    work scheduled soon (no pending hint, no pass running, the next poll far
+    away), and ``sentinel`` triggers one more request of the same kind (e.g. a
+    sync hint). Steps: wait until settled; mark the moment; trigger the
+    sentinel; wait until a request starts after the mark and the system is
+    settled again. Everything the earlier activity caused started before the
+    mark (the system was settled, so nothing was due), and the sentinel's
+    request shows the system would have made it. Returns the requests that
+    started before the mark.
+    """
+    wait_for(settled, timeout, f"{what}: the system to settle")
+    mark = time.monotonic()
+    sentinel()
+    wait_for(lambda: any(r.start > mark for r in requests()), timeout,
+             f"{what}: the sentinel's request")
+    wait_for(settled, timeout, f"{what}: the system to settle after the sentinel")
+    return [r for r in requests() if r.start <= mark]
+
+
+def timed(summary: str = "x", *, day: int = 1, hour: int = 10, month: str = "2025-03",
+          **extra: Any) -> dict[str, Any]:
+    """A one-hour timed event body on ``month``-``day`` at ``hour`` UTC, plus ``extra`` fields."""
+    return {"summary": summary,
+            "start": {"dateTime": f"{month}-{day:02d}T{hour:02d}:00:00Z"},
+            "end": {"dateTime": f"{month}-{day:02d}T{hour + 1:02d}:00:00Z"},
+            **extra}
+
+
+def lists_of(emu: Emulator, calendar_id: str) -> list[RequestRecord]:
+    """The ``events.list`` requests the emulator saw for one calendar, in order."""
+    return [r for r in emu.request_log if r.method == "events.list" and r.calendar_id == calendar_id]
 
 
 def write_config(tmp_path: Path, database_url: str, accounts: list[dict[str, Any]] | None = None,

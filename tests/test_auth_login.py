@@ -128,8 +128,10 @@ def test_no_browser_login_for_an_account_then_a_revoked_token_is_one_line(
     result = run("-c", str(path), "once")
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reconciler: ")
-    line = lines[0]
+    failures = [line for line in lines if line.startswith("reconciler: ")]
+    assert len(failures) == 1, lines  # the failure, then only the run's summary line
+    assert lines[-1].startswith("synced 0 calendars, 1 failed;"), lines
+    line = failures[0]
     assert "account erin" in line and '"Testing" expire after 7 days' in line
     assert "`reconciler auth login --client-secrets CLIENT.json --account erin`" in line
     assert "('" not in line and "{" not in line and data["refresh_token"] not in line

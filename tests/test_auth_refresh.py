@@ -16,8 +16,8 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.store import open_store
-from tests.auth_support import emulator_root, endpoint_config, run, start_cli, wait_for
-from tests.helpers import assert_mirror_exact, mirror
+from tests.auth_support import emulator_root, endpoint_config, run, start_cli
+from tests.helpers import assert_mirror_exact, mirror, wait_for
 
 USER = "alice@example.com"
 CAL = "team@group.calendar.google.com"

@@ -8,6 +8,7 @@ a database; usage errors are one line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -164,3 +165,20 @@ def test_emulator_module_entry_point_still_works() -> None:
     result = subprocess.run([sys.executable, "-m", "reconciler.emulator", "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--port" in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["changes", "--since", "99999999999999999999999999"],
+    ["changes", "--poll", "1e300", "--follow"],
+    ["status", "--check", "--max-lag", "1e30"],
+    ["once", "--concurrency", "100000"],
+    ["emulator", "--port", "99999"],
+], ids=" ".join)
+def test_every_cli_number_is_range_checked(args: list[str], tmp_path: Path) -> None:
+    result = run_in(tmp_path, *args)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    option = next(arg for arg, value in itertools.pairwise(args)
+                  if arg.startswith("--") and value[0].isdigit())
+    assert option in line and "range" in line
+    assert not list(tmp_path.iterdir())  # nothing created on the way

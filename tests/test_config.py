@@ -19,6 +19,7 @@ from reconciler.config import (
     GoogleConfig,
     MetricsConfig,
     QuotaConfig,
+    StoreConfig,
     SyncConfig,
     WatchConfig,
     load_config,
@@ -172,7 +173,7 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     assert config.database == DatabaseConfig(url=f"sqlite:///{tmp_path}/reconciler.db")
     assert config.google == GoogleConfig(None, 60.0, 120.0, 6) and not config.google.emulator
     assert config.sync == SyncConfig(
-        mode="sync_token", interval=300, page_size=2500, concurrency=4, lease_time=60,
+        mode="sync_token", interval=300, page_size=2500, concurrency=32, lease_time=60,
         updated_min_overlap=60, updated_min_full_after=21 * 86400, audit_interval=604800,
         jitter=0.1, backoff_max=3600, purge_removed=False,
     )
@@ -783,7 +784,8 @@ def test_example_documents_every_key() -> None:
     tables = {f.name: f.type for f in dataclasses.fields(ConfigFile)}
     model_of = {"accounts": AccountConfig, **{name: cls for name, cls in (
         ("database", DatabaseConfig), ("google", GoogleConfig), ("sync", SyncConfig),
-        ("quota", QuotaConfig), ("watch", WatchConfig), ("metrics", MetricsConfig))}}
+        ("quota", QuotaConfig), ("watch", WatchConfig), ("metrics", MetricsConfig),
+        ("store", StoreConfig))}}
     assert set(bodies) == set(tables) == set(model_of)
     for section, cls in model_of.items():
         for field in dataclasses.fields(cls):

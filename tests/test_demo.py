@@ -17,3 +17,4 @@ def test_demo_syncs_edits_and_prints_the_change_feed(tmp_path: Path) -> None:
     assert sorted(kinds) == ["deleted", "updated"] and len(feed) == 2
     assert "Release day" in kinds["deleted"]
     assert "Quarterly planning (v2)" in kinds["updated"]
+    assert "fields: end, start, summary" in kinds["updated"]  # what changed, not only that it did

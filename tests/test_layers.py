@@ -35,11 +35,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("app", ("reconciler.daemon", "reconciler.watch", "reconciler.oneshot", "reconciler.status",
              "reconciler.progress")),
     ("service", ("reconciler.service",)),
-    ("engine", ("reconciler.engine", "reconciler.discovery")),
+    # The planner is pure (no I/O) but speaks the store's write records, so it sits with the engine.
+    ("engine", ("reconciler.engine", "reconciler.discovery", "reconciler.planner")),
     ("io", ("reconciler.store", "reconciler.google")),
     ("leaf", ("reconciler.config", "reconciler.clock", "reconciler.eventfields",
               "reconciler.logsetup", "reconciler.process", "reconciler.suggest",
-              "reconciler.outcome", "reconciler.planner", "reconciler.dburl")),
+              "reconciler.outcome", "reconciler.dburl")),
     ("core", ("reconciler.reconcile", "reconciler.errors", "reconciler")),
 ]
 EMULATOR = "reconciler.emulator"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,15 +18,9 @@ from reconciler.oneshot import run_once
 from reconciler.store.changes import read_changes
 from reconciler.store.models import Calendar
 from tests.conftest import sample_events
-from tests.helpers import assert_mirror_exact, config_for, mirror, run_cli, write_config
+from tests.helpers import assert_mirror_exact, config_for, mirror, run_cli, timed, write_config
 
 TEAM = "team@group.calendar.google.com"
-
-
-def timed(summary: str, hour: int = 10, day: int = 1) -> dict[str, Any]:
-    return {"summary": summary,
-            "start": {"dateTime": f"2025-03-{day:02d}T{hour:02d}:00:00Z"},
-            "end": {"dateTime": f"2025-03-{day:02d}T{hour + 1:02d}:00:00Z"}}
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Why a package: every command group lives in its own module (``once``, ``read``
 for export/changes/status, ``run``, ``watch``, ``emulator``, ``demo``,
-``initdb``) and shares one :class:`~reconciler.cli.context.Context`. Nothing
+``initdb``, ``config``) and shares one :class:`~reconciler.cli.context.Context`. Nothing
 below this package imports click or this package (``tests/test_layers.py``
 checks it), so commands are plain functions of the layers underneath.
 
@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -30,12 +31,46 @@ from reconciler.cli.context import (
     add_global_options,
     global_options,
 )
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, first_line
 from reconciler.process import tune_for_sync
+
+# Each command's module is imported when the command is asked for, not at start-up:
+# ``reconciler once`` never pays for the emulator, the watch receiver, the daemon
+# (APScheduler, prometheus) or the demo. name -> (module, attribute).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "once": ("reconciler.cli.once", "once"),
+    "export": ("reconciler.cli.read", "export"),
+    "changes": ("reconciler.cli.read", "changes"),
+    "status": ("reconciler.cli.read", "status"),
+    "run": ("reconciler.cli.run", "run"),
+    "init-db": ("reconciler.cli.initdb", "init_db"),
+    "receiver": ("reconciler.cli.watch", "receiver"),
+    "watch": ("reconciler.cli.watch", "watch"),
+    "demo": ("reconciler.cli.demo", "demo"),
+    "emulator": ("reconciler.cli.emulator", "emulator"),
+    "auth": ("reconciler.cli.auth", "auth"),
+    "config": ("reconciler.cli.config", "config_group"),
+    "history": ("reconciler.cli.history", "history"),
+}
 
 
 class ReconcilerGroup(click.Group):
-    """A group whose commands accept the global options and share the error mapping."""
+    """A group whose commands accept the global options and share the error mapping.
+
+    Commands named in :data:`LAZY_COMMANDS` are imported on first use.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, loaded or not (help lists them all)."""
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module on first use."""
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         """Register ``cmd``, giving it (and its subcommands) the global options."""
@@ -61,17 +96,6 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Context).apply_logging()
 
 
-def _register() -> None:
-    from reconciler.cli import auth, demo, emulator, initdb, once, read, run, watch
-
-    for command in (once.once, read.export, read.changes, read.status, run.run, initdb.init_db,
-                    watch.receiver, watch.watch, demo.demo, emulator.emulator, auth.auth):
-        cli.add_command(command)
-
-
-_register()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run ``cli`` and exit with the table's status."""
     tune_for_sync()
@@ -89,6 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_FAILED)
     except ReconcilerError as exc:  # raised outside a command (e.g. by an option callback)
         Context().report(exc)
+    except Exception as exc:  # a bug: still one line; --debug shows the traceback
+        if "--debug" in (argv if argv is not None else sys.argv[1:]):
+            raise
+        Context().say_error(f"internal error: {type(exc).__name__}: {first_line(exc)} "
+                            "(run again with --debug for the traceback, and please report it)")
+        sys.exit(EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -31,7 +31,7 @@ def auth() -> None:
               help="Write the token file that this account's `credentials` names in the config.")
 @click.option("--no-browser", is_flag=True,
               help="Print the URL (open it on any machine) and read the redirected address back.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=1, max=86400), default=300, show_default=True,
               help="Seconds to wait for the browser's answer (loopback mode).")
 @pass_context
 def login_command(ctx: Context, client_secrets: Path, output: Path | None,

@@ -26,7 +26,7 @@ import click
 import peewee
 
 from reconciler.config import Config, load_config
-from reconciler.errors import ConfigError, ReconcilerError, first_line
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logsetup import configure_logging, make_formatter
 from reconciler.store import open_store
 
@@ -119,11 +119,6 @@ class Context:
             if self.debug:
                 raise
             self.report(exc)
-        except peewee.PeeweeException as exc:  # until every store call maps its own errors
-            if self.debug:
-                raise
-            self.fail(f"database error: {first_line(exc)} (check [database] url and that the "
-                      "server is up)", EXIT_FAILED)
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)

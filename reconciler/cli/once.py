@@ -18,7 +18,8 @@ from reconciler.cli.context import Context, pass_context
 @click.option("--calendar", "only", multiple=True, metavar="ID",
               help="Sync only this calendar (repeatable).")
 @click.option("--full", is_flag=True, help="Ignore stored tokens: full listing with mark-and-sweep.")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Calendars synced in parallel.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=256),
+              help="Calendars synced in parallel.")
 @click.option("--verify", is_flag=True,
               help="Also compare the mirror with a full listing; exit 1 if it differed.")
 @pass_context
@@ -29,4 +30,5 @@ def once(ctx: Context, only: tuple[str, ...], full: bool, concurrency: int | Non
 
     config = ctx.config()
     ctx.store(config)
-    sys.exit(run_once(config, only=list(only), full=full, concurrency=concurrency, verify=verify))
+    sys.exit(run_once(config, only=list(only), full=full, concurrency=concurrency, verify=verify,
+                      log_format=ctx.log_format, summary=True))

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 
 import click
-import peewee
 
 from reconciler.cli.context import Context, pass_context
 from reconciler.errors import ReconcilerError, first_line
@@ -63,15 +62,25 @@ def export(ctx: Context, calendar_id: str | None, include_cancelled: bool) -> No
 
 
 @click.command()
-@click.option("--since", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--since", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
               help="Only changes with id > N.")
 @click.option("--follow", is_flag=True, help="Keep printing new changes as they are committed.")
 @click.option("--calendar", "calendar_id", metavar="ID", help="Only this calendar.")
-@click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+@click.option("--poll", type=click.FloatRange(min=0.05, max=3600), default=1.0, show_default=True,
               help="Seconds between reads with --follow.")
+@click.option("--diff", "with_diff", is_flag=True,
+              help="Add before/after values of the changed fields to `updated` lines.")
+@click.option("--full", is_flag=True, help="With --diff: long values untruncated.")
 @pass_context
-def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, poll: float) -> None:
-    """Print the change feed as JSON lines, in id order."""
+def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, poll: float,
+            with_diff: bool, full: bool) -> None:
+    """Print the change feed as JSON lines, in id order.
+
+    `updated` lines carry "fields", the sorted top-level keys that changed;
+    --diff adds "diff": {field: {"before", "after"}} (strings over 200
+    characters cut unless --full; attendees also get "changes": who was added,
+    removed or answered differently).
+    """
     from reconciler.store.changes import read_changes
 
     stop = _stop_flag() if follow else None
@@ -80,7 +89,7 @@ def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, pol
         _check_calendars([calendar_id])
     last = since
     while True:
-        rows = read_changes(last, 1000, calendar_id)
+        rows = read_changes(last, 1000, calendar_id, diff=with_diff, full=full)
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
             last = row["id"]
@@ -105,7 +114,7 @@ def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, pol
 @click.option("--check", is_flag=True,
               help="Monitoring-plugin mode: one line, exit 0 OK / 1 failing or lagging / "
                    "2 mirror unreadable.")
-@click.option("--max-lag", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--max-lag", type=click.FloatRange(min=0, max=366 * 86400), metavar="SECONDS",
               help="Allowed lag behind the interval (default: each calendar's interval).")
 @pass_context
 def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple[str, ...],
@@ -122,7 +131,7 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
             config = ctx.config(allow_missing=True)
             ctx.read_store(config)
             rows, problems = logic.calendar_status(config), logic.account_problems()
-        except (ReconcilerError, peewee.PeeweeException) as exc:
+        except ReconcilerError as exc:
             if ctx.debug:
                 raise
             click.echo(f"CRITICAL: mirror unreadable: {first_line(exc)}")
@@ -147,6 +156,8 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
         error = (account["last_error"] or "").splitlines()[0] if account["last_error"] else ""
         click.echo(f"account {account['account']}: {account['state'].replace('_', ' ')}"
                    + (f": {error}" if error else ""))
+    for line in logic.in_flight(selected):
+        click.echo(line)
     if rows:
         click.echo(logic.render_table(selected, width=shutil.get_terminal_size((160, 24)).columns))
 

@@ -39,6 +39,7 @@ from reconciler.config.models import (
     GoogleConfig,
     MetricsConfig,
     QuotaConfig,
+    StoreConfig,
     SyncConfig,
     WatchConfig,
 )
@@ -68,6 +69,7 @@ _SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
     "google": GoogleConfig,
     "sync": SyncConfig,
+    "store": StoreConfig,
     "quota": QuotaConfig,
     "watch": WatchConfig,
     "metrics": MetricsConfig,

@@ -44,6 +44,7 @@ __all__ = [
     "MetricsConfig",
     "QuotaConfig",
     "Secret",
+    "StoreConfig",
     "SyncConfig",
     "SyncMode",
     "Unit",
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 SyncMode = Literal["sync_token", "updated_min"]
+EventType = Literal["birthday", "default", "focusTime", "fromGmail", "outOfOffice",
+                    "workingLocation"]  # the ``eventTypes`` enum of Calendar v3
 DatabaseBackend = dburl.Backend
 
 MINUTE = 60
@@ -223,8 +226,11 @@ class SyncConfig:
         Int, Field(ge=1, le=2500, description="Events requested per events.list page."),
     ] = 2500
     concurrency: Annotated[
-        Int, Field(ge=1, le=256, description="Calendars synced in parallel by one process."),
-    ] = 4
+        Int, Field(ge=1, le=256, description=(
+            "Calendars synced in parallel by one process. Threads mostly wait for Google "
+            "(100-300 ms a request), so this is sized for waiting, not for cores; the [quota] "
+            "budget is the throttle.")),
+    ] = 32
     lease_time: Annotated[
         Seconds,
         Field(ge=5, le=HOUR,
@@ -260,6 +266,33 @@ class SyncConfig:
     purge_removed: Annotated[
         Bool, Field(description="Delete rows of calendars that left calendarList."),
     ] = False
+    history_days: Annotated[
+        Int | None, Unit("days"),
+        Field(ge=1, le=36_500,
+              description="Full listings send timeMin = now - this many days (events that "
+                          "ended earlier are not fetched); unset: every event."),
+    ] = None
+    event_types: Annotated[
+        tuple[EventType, ...] | None,
+        Field(min_length=1, max_length=6,
+              description="eventTypes sent on every listing (only these types are mirrored); "
+                          "unset: every type. Changing it forces a full listing."),
+    ] = None
+
+
+# --------------------------------------------------------------------------- [store]
+
+
+@dataclass(frozen=True, config=_MODEL)
+class StoreConfig:
+    """What the mirror keeps beyond each event's current version."""
+
+    history: Annotated[
+        Int, Hint("0 keeps no history"),
+        Field(ge=0, le=1000,
+              description="Versions of each event kept in event_version (the last N, "
+                          "pruned in the same transaction); 0 keeps none."),
+    ] = 0
 
 
 # --------------------------------------------------------------------------- [quota]
@@ -415,6 +448,7 @@ class ConfigFile:
     database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
     google: GoogleConfig = dataclasses.field(default_factory=GoogleConfig)
     sync: SyncConfig = dataclasses.field(default_factory=SyncConfig)
+    store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     quota: QuotaConfig = dataclasses.field(default_factory=QuotaConfig)
     watch: WatchConfig = dataclasses.field(default_factory=WatchConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)

@@ -8,7 +8,10 @@ retries, error translation) and nothing else talks HTTP. The decode step is
 part of the translation: a 200 whose body is not the resource asked for (HTML,
 a JSON array, an empty or cut body, a page without an ``items`` list)
 raises :class:`~reconciler.errors.MalformedResponse`, a transient error
-retried like a 5xx, never a ``ValueError`` traceback.
+retried like a 5xx, never a ``ValueError`` traceback. ``events.list`` pages,
+the bulk of the traffic, are asked for as compact JSON (``prettyPrint=false``)
+and decoded once by :mod:`reconciler.google.pages` (items keep their raw
+bytes); a page that decoder cannot split takes the general path below.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from googleapiclient.model import JsonModel
 from reconciler.errors import GoogleError, MalformedResponse
 from reconciler.eventfields import MAX_DEPTH, prune_deep
 from reconciler.google.errors import translate
+from reconciler.google.pages import decode_events_page
 from reconciler.google.retry import RetryPolicy, call_with_retries
 
 RequestHook = Callable[[str], None]
@@ -112,6 +116,31 @@ def _page(body: Any, what: str) -> dict[str, Any]:
     return page
 
 
+_RESOURCES: dict[str | None, tuple[FastJsonModel, Any, Any]] = {}
+_RESOURCES_LOCK = threading.Lock()
+
+
+def _shared_resource(api_endpoint: str | None) -> tuple[FastJsonModel, Any, Any]:
+    """The Calendar API resource for an endpoint (its model, the service, its
+    ``events()``), built once per process.
+
+    Building it parses the discovery document (~10 ms of CPU); with a handle
+    per thread and account (32 threads x N accounts) that was most of a
+    start-up. Requests are only *built* from the shared resource (read-only);
+    each is executed on the calling handle's own ``http``, so nothing
+    thread-unsafe is shared. Its own ``http`` is never used.
+    """
+    with _RESOURCES_LOCK:
+        shared = _RESOURCES.get(api_endpoint)
+        if shared is None:
+            model = FastJsonModel(data_wrapper=False)
+            options = {"api_endpoint": api_endpoint} if api_endpoint else None
+            service = build("calendar", "v3", http=httplib2.Http(), static_discovery=True,
+                            client_options=options, cache_discovery=False, model=model)
+            shared = _RESOURCES[api_endpoint] = (model, service, service.events())
+        return shared
+
+
 class CalendarApi:
     """One thread's handle on the Calendar API for one account."""
 
@@ -119,21 +148,18 @@ class CalendarApi:
                  api_endpoint: str | None = None, timeout: float = 60.0,
                  retry: RetryPolicy | None = None,
                  before_request: RequestHook | None = None) -> None:
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
-        options = {"api_endpoint": api_endpoint} if api_endpoint else None
-        self._service = build("calendar", "v3", http=http, static_discovery=True,
-                              client_options=options, cache_discovery=False,
-                              model=FastJsonModel(data_wrapper=False))
-        # Each ``self._service.events()`` call builds every method from the discovery
-        # document again (about a millisecond); build the resource once per handle.
-        self._events = self._service.events()
+        # This handle's own connection (httplib2 is not thread-safe) carrying the
+        # account's credentials; every request is executed on it.
+        self._http = google_auth_httplib2.AuthorizedHttp(credentials,
+                                                         http=httplib2.Http(timeout=timeout))
+        self._model, self._service, self._events = _shared_resource(api_endpoint)
         self._retry = retry or RetryPolicy()
         self._before_request = before_request
         self.requests = 0
 
     def close(self) -> None:
         """Close the HTTP connections of this handle (a config reload replaces it)."""
-        self._service.close()
+        self._http.http.close()
 
     def _execute(self, method: str, make_request: Callable[[], Any],
                  decode: Callable[[Any], dict[str, Any]] | None = None) -> Any:
@@ -142,7 +168,7 @@ class CalendarApi:
                 self._before_request(method)
             self.requests += 1
             try:
-                body = make_request().execute(num_retries=0)
+                body = make_request().execute(http=self._http, num_retries=0)
                 return decode(body) if decode is not None else body
             except Exception as exc:
                 translated = translate(exc)
@@ -154,19 +180,39 @@ class CalendarApi:
 
     def list_events(self, calendar_id: str, *, sync_token: str | None = None,
                     page_token: str | None = None, updated_min: str | None = None,
-                    max_results: int = 2500) -> dict[str, Any]:
+                    max_results: int = 2500, time_min: str | None = None,
+                    event_types: list[str] | None = None) -> dict[str, Any]:
         """One page of ``events.list`` with deleted events, never expanded into instances
-        (``singleEvents`` is left at its default, false)."""
+        (``singleEvents`` is left at its default, false); ``time_min`` and
+        ``event_types`` filter as Google does (``timeMin`` never with a sync token)."""
         params: dict[str, Any] = {"calendarId": calendar_id, "showDeleted": True,
-                                  "maxResults": max_results}
+                                  "maxResults": max_results, "prettyPrint": False}
         if sync_token:
             params["syncToken"] = sync_token
         if page_token:
             params["pageToken"] = page_token
         if updated_min:
             params["updatedMin"] = updated_min
+        if time_min:
+            params["timeMin"] = time_min
+        if event_types:
+            params["eventTypes"] = list(event_types)
         events = self._events
-        return dict(self._execute("events.list", lambda: events.list(**params),
+        model = self._model
+
+        def events_page(resp: Any, content: bytes) -> Any:
+            if 200 <= resp.status < 300 and resp.status != 204:
+                page = decode_events_page(content)
+                if page is not None:
+                    return page
+            return model.response(resp, content)  # errors, and pages msgspec cannot split
+
+        def request() -> Any:
+            call = events.list(**params)
+            call.postproc = events_page
+            return call
+
+        return dict(self._execute("events.list", request,
                                   lambda body: _page(body, "events page")))
 
     def get_calendar(self, calendar_id: str) -> dict[str, Any]:

@@ -14,10 +14,12 @@ import peewee
 
 from reconciler.errors import StoreError
 from reconciler.store.db import open_database
+from reconciler.store.dberrors import map_db_errors
 from reconciler.store.migrate import migrate
 from reconciler.store.models import database_proxy
 
 
+@map_db_errors()
 def open_store(url: str, *, run_migrations: bool = True, create: bool = True) -> peewee.Database:
     """Connect to ``url``, bind the models to it and apply pending migrations.
 

@@ -94,3 +94,75 @@ def statement_for(name: str, kind: str,
     return cached_sql((name, kind), lambda: build([tuple(range(width))], kind), width)
 
 
+
+
+class _Slot:
+    """A placeholder bound in a statement rendered once; ``field`` converts its value."""
+
+    __slots__ = ("field", "index")
+
+    def __init__(self, index: int, field: peewee.Field | None) -> None:
+        self.index = index
+        self.field = field
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def slot(index: int, field: peewee.Field | None = None) -> peewee.Value:
+    """Parameter ``index`` of a cached statement (see :func:`execute_cached`).
+
+    ``field`` is the column whose ``db_value`` the bound value goes through, as
+    Peewee would convert it; None binds it unchanged.
+    """
+    return peewee.Value(_Slot(index, field), converter=_as_is)
+
+
+_Bind = tuple[int, "peewee.Field | None", Any]  # (slot index or -1, converter field, constant)
+_STATEMENTS: dict[tuple[Any, ...], tuple[str, tuple[_Bind, ...]]] = {}
+
+
+def cached_statement(key: tuple[Any, ...],
+                     build: Callable[[], Any]) -> tuple[str, tuple[_Bind, ...]]:
+    """The SQL of the query ``build()`` makes from :func:`slot` placeholders, rendered once per key.
+
+    Returns the SQL and, per ``?`` in order, which slot fills it (or the
+    constant Peewee rendered there, such as a ``THEN NULL``).
+    """
+    cached = _STATEMENTS.get(key)
+    if cached is None:
+        sql, params = build().sql()
+        binds = tuple((p.index, p.field, None) if isinstance(p, _Slot) else (-1, None, p)
+                      for p in params)
+        cached = _STATEMENTS[key] = (str(sql), binds)
+    return cached
+
+
+def execute_cached(name: str, build: Callable[[], Any], values: Sequence[Any],
+                   variant: tuple[Any, ...] = ()) -> Any:
+    """Run a single-row statement whose SQL Peewee renders once per (name, variant, dialect).
+
+    ``build`` makes the Peewee query with :func:`slot` ``i`` standing for
+    ``values[i]``; the values are converted by each slot's field exactly as
+    Peewee would, and the statement goes through ``Database.execute_sql`` (so
+    it is counted, logged and error-wrapped as any Peewee query). Returns the
+    cursor. Rendering is most of a no-change poll's SQL cost; the database's
+    own work is the same statement either way.
+    """
+    db = database_proxy.obj
+    sql, binds = cached_statement((name, dialect(db), *variant), build)
+    return db.execute_sql(sql, bound(binds, values))
+
+
+def bound(binds: Sequence[_Bind], values: Sequence[Any]) -> list[Any]:
+    """The parameters of a cached statement, in its order, for ``values`` by slot index."""
+    params = []
+    for index, field, constant in binds:
+        if index < 0:
+            params.append(constant)
+            continue
+        value = values[index]
+        params.append(value if field is None or isinstance(field, _PASS_THROUGH)
+                      else field.db_value(value))
+    return params

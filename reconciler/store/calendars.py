@@ -19,6 +19,7 @@ import peewee
 
 from reconciler.clock import utcnow
 from reconciler.outcome import CalendarState, PassOutcome
+from reconciler.store.bulk import execute_cached, slot
 from reconciler.store.db import write_transaction
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import (
@@ -118,25 +119,39 @@ def record_success(calendar: CalendarState, owner: str, outcome: PassOutcome,
     and releases the lease only if ``owner`` still holds it.
     """
     now = utcnow()
-    ours = Calendar.lease_owner == owner
-    columns: dict[Any, Any] = {
-        Calendar.last_success: now, Calendar.last_attempt: now, Calendar.last_error: None,
-        Calendar.last_error_kind: None, Calendar.consecutive_failures: 0,
-        Calendar.last_mode: outcome.mode, Calendar.gone: False,
-        Calendar.lease_owner: peewee.Case(None, [(ours, None)], Calendar.lease_owner),
-        Calendar.lease_expires: peewee.Case(None, [(ours, None)], Calendar.lease_expires),
-    }
     cursor = outcome.cursor
-    if cursor.token_updated_at is not None:
-        columns[Calendar.sync_token] = cursor.sync_token
-        columns[Calendar.token_updated_at] = cursor.token_updated_at
+    values: list[Any] = [now, outcome.mode, owner, calendar.pk]
+    optional: list[tuple[peewee.Field, Any]] = []
+    has_token = cursor.token_updated_at is not None
+    if has_token:
+        optional += [(Calendar.sync_token, cursor.sync_token),
+                     (Calendar.token_updated_at, cursor.token_updated_at),
+                     (Calendar.event_types, cursor.event_types)]
     if cursor.updated_min_cursor_ms is not None:
-        columns[Calendar.updated_min_cursor_ms] = cursor.updated_min_cursor_ms
+        optional.append((Calendar.updated_min_cursor_ms, cursor.updated_min_cursor_ms))
     if cursor.last_full_sync is not None:
-        columns[Calendar.last_full_sync] = cursor.last_full_sync
+        optional.append((Calendar.last_full_sync, cursor.last_full_sync))
     if next_due is not None:
-        columns[Calendar.next_due] = next_due
-    Calendar.update(columns).where(Calendar.id == calendar.pk).execute()
+        optional.append((Calendar.next_due, next_due))
+    values += [value for _, value in optional]
+    fields = tuple(field for field, _ in optional)
+
+    def build() -> peewee.Query:
+        ours = Calendar.lease_owner == slot(2, Calendar.lease_owner)
+        columns: dict[Any, Any] = {
+            Calendar.last_success: slot(0, Calendar.last_success),
+            Calendar.last_attempt: slot(0, Calendar.last_attempt), Calendar.last_error: None,
+            Calendar.last_error_kind: None, Calendar.consecutive_failures: 0,
+            Calendar.last_mode: slot(1, Calendar.last_mode), Calendar.gone: False,
+            Calendar.lease_owner: peewee.Case(None, [(ours, None)], Calendar.lease_owner),
+            Calendar.lease_expires: peewee.Case(None, [(ours, None)], Calendar.lease_expires),
+        }
+        for offset, field in enumerate(fields, start=4):
+            columns[field] = slot(offset, field)
+        return Calendar.update(columns).where(Calendar.id == slot(3, Calendar.id))
+
+    # The SQL is rendered once per set of optional columns and dialect (bulk.execute_cached).
+    execute_cached("record_success", build, values, variant=tuple(f.name for f in fields))
 
 
 def state_of(row: Calendar) -> CalendarState:
@@ -148,7 +163,8 @@ def state_of(row: Calendar) -> CalendarState:
         last_attempt=row.last_attempt, last_success=row.last_success, next_due=row.next_due,
         sync_requested_at=row.sync_requested_at,
         sync_request_seq=int(row.sync_request_seq or 0),
-        consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed))
+        consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed),
+        event_types=row.event_types)
 
 
 @map_db_errors()

@@ -22,15 +22,16 @@ import orjson
 import peewee
 
 from reconciler.clock import utcnow
-from reconciler.eventfields import EventFields, stored_id, too_deep
+from reconciler.eventfields import EventFields, stored_etag, stored_id, too_deep
 from reconciler.reconcile import CANCELLED, Version
 from reconciler.store.bulk import cached_sql, write_many
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
 from reconciler.store.dberrors import map_db_errors, retry_conflicts
-from reconciler.store.models import Calendar, Event, database_proxy, key_of
+from reconciler.store.models import Calendar, Event, EventVersion, database_proxy, key_of
 
 CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
+PAGE_CHUNK = 400  # ids per load_page statement: two parameters each, under SQLite's old 999
 
 
 @dataclass(slots=True)
@@ -52,7 +53,13 @@ def dump_raw(resource: dict[str, Any]) -> str | None:
     and decodes back to the same resource. NUL is always the escape
     ``\\u0000``, never a NUL character (PostgreSQL text cannot hold one).
     None: the resource is nested deeper than ``MAX_DEPTH`` and is not stored.
+    A resource that carries the bytes Google sent (``raw``: a
+    :class:`~reconciler.google.pages.RawItem`) is not encoded at all: those
+    bytes are stored verbatim (they are JSON text, escapes included).
     """
+    raw = getattr(resource, "raw", None)
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8")
     try:
         return orjson.dumps(resource).decode("utf-8")
     except TypeError:
@@ -63,13 +70,6 @@ def dump_raw(resource: dict[str, Any]) -> str | None:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def raw_text(raw: str | bytes) -> str:
-    """The raw JSON as the ``raw`` column stores it, from text or the page's own bytes."""
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "replace")
-    return raw
 
 
 @map_db_errors()
@@ -104,6 +104,60 @@ def _versions_sql(kind: str, width: int) -> str:
 
 
 @map_db_errors()
+def load_page(calendar_pk: int, incoming: Sequence[tuple[str, str]]
+              ) -> tuple[dict[str, Version], dict[str, str]]:
+    """Stored versions of a page's events, and the raw JSON of those that changed.
+
+    ``incoming`` is the page's (event id, etag) pairs. One SELECT per chunk of
+    ids, like :func:`load_versions`; the raw column comes back only for rows
+    whose stored etag is none of the page's etags (the ids that arrive as
+    changes), so an unchanged page reads no raw JSON at all.
+    """
+    pairs = list(dict(incoming).items())
+    found: dict[str, Version] = {}
+    raws: dict[str, str] = {}
+    if not pairs:
+        return found, raws
+    db = database_proxy.obj
+    kind = dialect(db)
+    for start in range(0, len(pairs), PAGE_CHUNK):
+        chunk = pairs[start:start + PAGE_CHUNK]
+        sql = _page_sql(kind, len(chunk))
+        # By key (the event_id column may hold a shortened id); etags as stored.
+        by_key = {key_of(i): i for i, _ in chunk}
+        params = [*[stored_etag(etag) for _, etag in chunk], calendar_pk, *by_key]
+        for key, etag, updated_ms, sequence, status, raw in db.execute_sql(sql, params):
+            event_id = by_key[key]
+            found[event_id] = Version(etag, updated_ms, sequence, status)
+            if raw is not None:
+                raws[event_id] = raw
+    return found, raws
+
+
+def _page_sql(kind: str, width: int) -> str:
+    etags = [f"e{i:039d}" for i in range(width)]
+    changed_raw = peewee.Case(None, [(Event.etag.in_(etags), peewee.SQL("NULL"))], Event.raw)
+    return cached_sql(("page", kind, width), lambda: (
+        Event.select(Event.event_key, Event.etag, Event.updated_ms, Event.sequence, Event.status,
+                     changed_raw)
+        .where((Event.calendar == -1)
+               & (Event.event_key.in_([f"k{i:039d}" for i in range(width)])))), 2 * width + 1)
+
+
+@map_db_errors()
+def load_raw(calendar_pk: int, event_ids: Iterable[str]) -> dict[str, str]:
+    """The stored raw JSON of the given events (a page's rare etag coincidences)."""
+    ids = list(dict.fromkeys(event_ids))
+    raws: dict[str, str] = {}
+    for start in range(0, len(ids), CHUNK):
+        by_key = {key_of(i): i for i in ids[start:start + CHUNK]}
+        query = (Event.select(Event.event_key, Event.raw)
+                 .where((Event.calendar == calendar_pk) & Event.event_key.in_(list(by_key))))
+        raws.update((by_key[key], raw) for key, raw in query.tuples())
+    return raws
+
+
+@map_db_errors()
 def has_rows(calendar_pk: int) -> bool:
     """Whether the mirror holds any row (live or tombstone) of the calendar."""
     return Event.select(Event.id).where(Event.calendar == calendar_pk).limit(1).exists()
@@ -111,7 +165,8 @@ def has_rows(calendar_pk: int) -> bool:
 
 _PRESERVE = (Event.etag, Event.status, Event.sequence, Event.updated_ms, Event.summary,
              Event.start_utc, Event.end_utc, Event.start_date, Event.end_date,
-             Event.recurring_event_id, Event.original_start, Event.raw, Event.mirrored_at)
+             Event.recurring_event_id, Event.original_start, Event.raw, Event.mirrored_at,
+             Event.event_type)
 
 
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
@@ -122,14 +177,14 @@ def _naive(value: dt.datetime | None) -> dt.datetime | None:
 _COLUMNS = (Event.calendar, Event.event_id, Event.event_key, Event.etag, Event.status,
             Event.sequence, Event.updated_ms, Event.summary, Event.start_utc, Event.end_utc,
             Event.start_date, Event.end_date, Event.recurring_event_id, Event.original_start,
-            Event.raw, Event.mirrored_at)
+            Event.raw, Event.mirrored_at, Event.event_type)
 
 
 def _row(calendar_pk: int, write: EventWrite, now: dt.datetime) -> tuple[Any, ...]:
     f = write.fields
     return (calendar_pk, stored_id(f.event_id), key_of(f.event_id), f.etag, f.status, f.sequence,
             write.updated_ms, f.summary, _naive(f.start_utc), _naive(f.end_utc), f.start_date,
-            f.end_date, f.recurring_event_id, f.original_start, write.raw_json, now)
+            f.end_date, f.recurring_event_id, f.original_start, write.raw_json, now, f.event_type)
 
 
 def _upsert_query(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
@@ -151,8 +206,12 @@ def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
 @map_db_errors()
 @retry_conflicts()
 def write_page(calendar_pk: int, writes: Sequence[EventWrite],
-               changes: Sequence[ChangeRecord]) -> None:
+               changes: Sequence[ChangeRecord], *, history: int = 0) -> None:
     """Apply one page atomically: event rows and their change rows (a page's plan).
+
+    ``history`` > 0 also records each written version in ``event_version`` and
+    prunes every written event to its last ``history`` versions, in the same
+    transaction.
 
     A deadlock or serialization failure runs the transaction again at once
     (:func:`~reconciler.store.dberrors.retry_conflicts`), not at the next pass.
@@ -161,14 +220,83 @@ def write_page(calendar_pk: int, writes: Sequence[EventWrite],
         return
     with write_transaction(database_proxy.obj):
         upsert_rows(calendar_pk, writes)
-        append_changes(calendar_pk, changes)
+        ids = append_changes(calendar_pk, changes)
+        if history > 0 and writes:
+            change_of = {c.event_id: cid for c, cid in zip(changes, ids, strict=True)}
+            record_versions(calendar_pk, writes, change_of, history)
+
+
+_VERSION_COLUMNS = (EventVersion.calendar, EventVersion.event_id, EventVersion.event_key,
+                    EventVersion.change_id, EventVersion.raw, EventVersion.at)
+
+
+def _version_insert(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
+    return EventVersion.insert_many(rows, fields=_VERSION_COLUMNS)
+
+
+def record_versions(calendar_pk: int, writes: Sequence[EventWrite], change_of: dict[str, int],
+                    keep: int) -> None:
+    """Append the written versions to ``event_version`` and keep the last ``keep`` of each.
+
+    Call inside the page's transaction: one insert, one SELECT of the written
+    events' version ids per chunk, one DELETE per chunk of surplus ids.
+    """
+    now = _naive(utcnow())
+    rows = [(calendar_pk, w.fields.event_id, key_of(w.fields.event_id),
+             change_of.get(w.fields.event_id), w.raw_json, now) for w in writes]
+    write_many("version-insert", _VERSION_COLUMNS, _version_insert, rows)
+    keys = list(dict.fromkeys(row[2] for row in rows))
+    surplus: list[int] = []
+    for start in range(0, len(keys), CHUNK):
+        query = (EventVersion.select(EventVersion.event_key, EventVersion.id)
+                 .where((EventVersion.calendar == calendar_pk)
+                        & EventVersion.event_key.in_(keys[start:start + CHUNK]))
+                 .order_by(EventVersion.event_key, EventVersion.id.desc()))
+        seen: dict[str, int] = {}
+        for key, pk in query.tuples():
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] > keep:
+                surplus.append(pk)
+    for start in range(0, len(surplus), CHUNK):
+        EventVersion.delete().where(EventVersion.id.in_(surplus[start:start + CHUNK])).execute()
+
+
+@map_db_errors()
+def version_calendars(event_id: str) -> list[tuple[int, str]]:
+    """(calendar pk, calendar id) of every calendar holding versions of ``event_id``."""
+    query = (EventVersion.select(Calendar.id, Calendar.calendar_id).distinct()
+             .join(Calendar, on=(EventVersion.calendar == Calendar.id))
+             .where(EventVersion.event_key == key_of(event_id))
+             .order_by(Calendar.calendar_id))
+    return [(int(pk), str(cid)) for pk, cid in query.tuples()]
+
+
+@map_db_errors()
+def read_versions(calendar_pk: int, event_id: str) -> list[tuple[int | None, str, str,
+                                                                   dt.datetime]]:
+    """An event's stored versions, oldest first: (change id, change kind or "", raw, at)."""
+    from reconciler.store.models import Change
+
+    query = (EventVersion.select(EventVersion.change_id, Change.kind, EventVersion.raw,
+                                 EventVersion.at)
+             .join(Change, peewee.JOIN.LEFT_OUTER, on=(Change.id == EventVersion.change_id))
+             .where((EventVersion.calendar == calendar_pk)
+                    & (EventVersion.event_key == key_of(event_id)))
+             .order_by(EventVersion.id))
+    return [(cid, kind or "", raw, at) for cid, kind, raw, at in query.tuples()]
 
 
 @map_db_errors()
 @retry_conflicts()
 def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
-          started_empty: bool = False) -> list[ChangeRecord]:
-    """Tombstone every live row a completed full listing did not hold.
+          started_empty: bool = False, window_start: dt.datetime | None = None,
+          event_types: Sequence[str] | None = None) -> list[ChangeRecord]:
+    """Tombstone every live row a completed full listing did not hold but could have.
+
+    A windowed listing (``timeMin = window_start``) returns only events that end
+    after the window starts: rows ending earlier (or with no end) are kept as
+    they are. A listing filtered by ``event_types`` returns only those types:
+    rows of other types are kept too.
 
     The raw resource stays the last live version (the export shows it with
     status ``cancelled``); ``updated_ms`` moves to the listing's time so an old
@@ -180,8 +308,12 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
         return []
     with write_transaction(database_proxy.obj):
         live = (Event.select(Event.id, Event.event_key, Event.event_id, Event.etag)
-                .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED))
-                .tuples())
+                .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED)))
+        if window_start is not None:
+            live = live.where(Event.end_utc > _naive(window_start))
+        if event_types:
+            live = live.where(Event.event_type.in_(list(event_types)))
+        live = live.tuples()
         seen_keys = {key_of(i) for i in seen}  # the event_id column may hold a shortened id
         gone = [(pk, event_id, etag) for pk, key, event_id, etag in live
                 if key not in seen_keys]

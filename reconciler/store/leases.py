@@ -13,10 +13,19 @@ import datetime as dt
 import os
 import secrets
 import socket
+from functools import partial
+
+import peewee
 
 from reconciler.clock import utcnow
+from reconciler.outcome import CalendarState
+from reconciler.store.bulk import bound, cached_statement, execute_cached, slot
+from reconciler.store.calendars import state_of
+from reconciler.store.db import dialect
 from reconciler.store.dberrors import map_db_errors
-from reconciler.store.models import Calendar
+from reconciler.store.models import Calendar, database_proxy
+
+BATCH_LIMIT = 500  # ids per IN (...): well under every driver's parameter limit
 
 
 def make_owner() -> str:
@@ -50,25 +59,74 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+# The lease statements are rendered once per dialect (and batch width) and bound
+# per call (bulk.execute_cached): a no-change poll is mostly this bookkeeping.
+def _free_expired_or_ours() -> peewee.Expression:
+    """Slot 0 is the owner, slot 2 the current time."""
+    return (Calendar.lease_owner.is_null()
+            | (Calendar.lease_expires < slot(2, Calendar.lease_expires))
+            | (Calendar.lease_owner == slot(0, Calendar.lease_owner)))
+
+
+def _build_claim() -> peewee.Query:
+    return (Calendar.update(lease_owner=slot(0, Calendar.lease_owner),
+                            lease_expires=slot(1, Calendar.lease_expires),
+                            lease_since=slot(2, Calendar.lease_since))
+            .where((Calendar.id == slot(3, Calendar.id)) & _free_expired_or_ours()))
+
+
+def _build_claim_many(width: int) -> peewee.Query:
+    ids = [slot(3 + i, Calendar.id) for i in range(width)]
+    return (Calendar.update(lease_owner=slot(0, Calendar.lease_owner),
+                            lease_expires=slot(1, Calendar.lease_expires))
+            .where(Calendar.id.in_(ids) & _free_expired_or_ours()))
+
+
+def _build_read_held(width: int) -> peewee.Query:
+    """The rows of ``width`` ids that slot 0 holds; parameters in that order."""
+    ids = [slot(1 + i) for i in range(width)]
+    return Calendar.select().where((Calendar.lease_owner == slot(0)) & Calendar.id.in_(ids))
+
+
 @map_db_errors()
 def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
     """Take the calendar's lease if it is free, expired, ours, or held by a dead local process."""
     now = utcnow()
     expires = now + dt.timedelta(seconds=lease_seconds)
-    taken = (Calendar.update(lease_owner=owner, lease_expires=expires)
-             .where((Calendar.id == calendar_pk)
-                    & (Calendar.lease_owner.is_null()
-                       | (Calendar.lease_expires < now)
-                       | (Calendar.lease_owner == owner)))
-             .execute())
+    cursor = execute_cached("claim", _build_claim, (owner, expires, now, calendar_pk))
+    taken = database_proxy.obj.rows_affected(cursor)
     if taken:
         return True
     holder = Calendar.select(Calendar.lease_owner).where(Calendar.id == calendar_pk).scalar()
     if holder and holder != owner and owner_is_dead_here(holder):
-        return bool(Calendar.update(lease_owner=owner, lease_expires=expires)
+        return bool(Calendar.update(lease_owner=owner, lease_expires=expires, lease_since=now)
                     .where((Calendar.id == calendar_pk) & (Calendar.lease_owner == holder))
                     .execute())
     return False
+
+
+@map_db_errors()
+def claim_many(calendar_pks: list[int], owner: str,
+               lease_seconds: float) -> dict[int, CalendarState]:
+    """Take every lease of ``calendar_pks`` that is free, expired or ours, in one
+    conditional UPDATE per ``BATCH_LIMIT`` ids; return the rows now held, read
+    under the lease, by primary key. Calendars missing from the result were not
+    taken (held by another owner, or gone)."""
+    held: dict[int, CalendarState] = {}
+    for start in range(0, len(calendar_pks), BATCH_LIMIT):
+        chunk = calendar_pks[start:start + BATCH_LIMIT]
+        now = utcnow()
+        expires = now + dt.timedelta(seconds=lease_seconds)
+        width = len(chunk)
+        cursor = execute_cached("claim_many", partial(_build_claim_many, width),
+                                (owner, expires, now, *chunk), variant=(width,))
+        if not database_proxy.obj.rows_affected(cursor):
+            continue
+        sql, binds = cached_statement(("claim_many_read", dialect(database_proxy.obj), width),
+                                      partial(_build_read_held, width))
+        for row in Calendar.raw(sql, *bound(binds, (owner, *chunk))):
+            held[int(row.id)] = state_of(row)
+    return held
 
 
 @map_db_errors()

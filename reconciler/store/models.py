@@ -78,8 +78,10 @@ class Calendar(BaseModel):
     interval = peewee.IntegerField(null=True)
     lease_owner = peewee.CharField(max_length=255, null=True)
     lease_expires = peewee.DateTimeField(null=True)
+    lease_since = peewee.DateTimeField(null=True)  # when the held lease was taken (0007)
     watch_owner = peewee.CharField(max_length=255, null=True)  # channel work in progress
     watch_until = peewee.DateTimeField(null=True)
+    event_types = peewee.TextField(null=True)  # JSON list the sync token was made with (0006)
 
 
 class Event(BaseModel):
@@ -103,6 +105,7 @@ class Event(BaseModel):
     original_start = peewee.CharField(max_length=64, null=True)
     raw = LongTextField()
     mirrored_at = peewee.DateTimeField()
+    event_type = peewee.CharField(max_length=64, default="default")  # Google's eventType (0006)
 
     class Meta:
         indexes = ((("calendar", "event_key"), True),)
@@ -117,6 +120,23 @@ class Change(BaseModel):
     kind = peewee.CharField(max_length=16)
     etag = peewee.CharField(max_length=255)
     at = peewee.DateTimeField()
+    fields = peewee.TextField(null=True)  # JSON: sorted changed keys of an ``updated`` row (0006)
+    diff = LongTextField(null=True)  # JSON: {key: {"before", "after"}} of those keys (0006)
+
+
+class EventVersion(BaseModel):
+    """One past version of an event (``[store] history``): raw JSON and its change id."""
+
+    calendar = peewee.ForeignKeyField(Calendar, on_delete="CASCADE", index=False)
+    event_id = peewee.CharField(max_length=1024)
+    event_key = peewee.CharField(max_length=40)
+    change_id = peewee.BigIntegerField(null=True)  # NULL: a version that wrote no change row
+    raw = LongTextField()
+    at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "event_version"
+        indexes = ((("calendar", "event_key", "id"), False),)
 
 
 class Counter(BaseModel):
@@ -159,4 +179,4 @@ class AccountCalendar(BaseModel):
 
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (Account, Calendar, Event, Change, Counter, Channel,
-                                           AccountCalendar)
+                                           AccountCalendar, EventVersion)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from reconciler.config import Config
 from reconciler.daemon.scheduler import Daemon
 from reconciler.emulator import Emulator
-from tests.helpers import config_for
+from tests.helpers import config_for, wait_for
 
 
 def toml_value(value: Any) -> str:
@@ -78,30 +77,7 @@ def running_daemon(config: Config, **kwargs: Any) -> Iterator[Daemon]:
     assert outcome.get("clean") is True
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, poll: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(poll)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def lists_of(emu: Emulator, calendar_id: str) -> list[Any]:
-    """The events.list requests the emulator saw for one calendar, in order."""
-    return [r for r in emu.request_log if r.method == "events.list" and r.calendar_id == calendar_id]
-
-
-def timed(summary: str, hour: int = 10, day: int = 1) -> dict[str, Any]:
-    return {"summary": summary,
-            "start": {"dateTime": f"2025-03-{day:02d}T{hour:02d}:00:00Z"},
-            "end": {"dateTime": f"2025-03-{day:02d}T{hour + 1:02d}:00:00Z"}}

@@ -8,30 +8,26 @@ emulator was asked (its request log) and what the mirror holds.
 
 from __future__ import annotations
 
-import itertools
+import datetime as dt
 import json
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.config import load_config
+from reconciler.daemon import scheduler
+from reconciler.daemon.backoff import Delay
+from reconciler.daemon.scheduler import Daemon
 from reconciler.emulator import Emulator
 from reconciler.status import calendar_status
 from reconciler.store import calendars, open_store
 from reconciler.store.changes import read_changes
 from reconciler.store.models import Account, Calendar, Event
-from tests.daemon.support import (
-    free_port,
-    lists_of,
-    load,
-    running_daemon,
-    timed,
-    wait_for,
-    write_daemon_config,
-)
-from tests.helpers import assert_mirror_exact, mirror
+from tests.daemon.support import free_port, load, running_daemon, write_daemon_config
+from tests.helpers import assert_mirror_exact, lists_of, mirror, quiet_period, timed, wait_for
 
 USER = "user@example.com"
 
@@ -53,6 +49,19 @@ def row(calendar_id: str) -> Calendar:
 def synced(*calendar_ids: str) -> bool:
     return all((r := calendars.get_calendar(c)) is not None and r.last_success is not None
                for c in calendar_ids)
+
+
+def idle(daemon: Daemon, calendar_id: str, account: str = "ops") -> bool:
+    """No pass of the calendar running or requested, and its next run an interval away.
+
+    Read from the daemon's own decisions (the stored request and lease, the
+    scheduler's next run time), so :func:`quiet_period` needs no sleep.
+    """
+    stored = row(calendar_id)
+    upcoming = daemon.next_run_times().get(f"calendar:{account}:{calendar_id}")
+    interval = dt.timedelta(seconds=stored.interval or daemon.config.sync.interval)
+    return (stored.sync_requested_at is None and stored.lease_owner is None
+            and upcoming is not None and upcoming - dt.datetime.now(dt.UTC) > interval / 2)
 
 
 def test_first_passes_start_at_once_spread_and_repeat_start_to_start(
@@ -91,7 +100,7 @@ def test_sync_soon_during_a_running_pass_makes_exactly_one_more(
     emu.add_calendar(cid)
     config = load(emu, write_daemon_config(tmp_path, db_url(tmp_path), [
         {"name": "ops", "calendars": [cid]}], {"sync": {"interval": 600}}))
-    with running_daemon(config, rand=lambda: 0.0):  # first pass at once, not up to 60 s later
+    with running_daemon(config, rand=lambda: 0.0) as daemon:  # first pass at once
         wait_for(lambda: synced(cid), 10, "first pass")
         pk = row(cid).id
         assert len(lists_of(emu, cid)) == 1
@@ -108,30 +117,35 @@ def test_sync_soon_during_a_running_pass_makes_exactly_one_more(
         # A burst of requests while a pass is running (stalled 2 s) -> exactly one more pass.
         emu.inject_fault(cid, kind="stall", stall_seconds=2.0, methods=["events.list"])
         calendars.request_sync(pk)
-        wait_for(lambda: len(lists_of(emu, cid)) == 3, 5, "the stalled pass to start")
-        time.sleep(0.3)
+        wait_for(lambda: emu.in_flight.current > 0, 5, "the stalled pass inside events.list")
         emu.insert_event(cid, timed("during the stall"))
         for _ in range(5):
             calendars.request_sync(pk)
-            time.sleep(0.05)
-        wait_for(lambda: len(lists_of(emu, cid)) == 4, 8, "one more pass")
-        time.sleep(2.5)
-        passes = lists_of(emu, cid)
+        burst_sent = time.monotonic()
+        wait_for(lambda: len(lists_of(emu, cid)) >= 4, 8, "one more pass")
+
+        def sentinel() -> None:
+            calendars.request_sync(pk)
+
+        passes = quiet_period(lambda: lists_of(emu, cid), settled=lambda: idle(daemon, cid),
+                              sentinel=sentinel, what="after the burst during a pass")
         assert len(passes) == 4, [p.start for p in passes]
+        assert passes[2].end > burst_sent  # the burst really came while that pass ran
         assert passes[3].start >= passes[2].end  # after the running one, never beside it
-        assert row(cid).sync_requested_at is None
         assert_mirror_exact(emu, cid)
 
         # A burst while idle coalesces into one or two passes.
+        before = len(lists_of(emu, cid))
         for _ in range(10):
             calendars.request_sync(pk)
-        wait_for(lambda: row(cid).sync_requested_at is None, 5, "burst answered")
-        time.sleep(1.5)
-        assert 5 <= len(lists_of(emu, cid)) <= 6
+        wait_for(lambda: len(lists_of(emu, cid)) > before, 5, "the burst's pass")
+        passes = quiet_period(lambda: lists_of(emu, cid), settled=lambda: idle(daemon, cid),
+                              sentinel=sentinel, what="after the idle burst")
+        assert 1 <= len(passes) - before <= 2, [p.start for p in passes[before:]]
 
 
 def test_backoff_grows_on_failures_resets_on_success_and_spares_the_others(
-        calendar_emulator: Emulator, tmp_path: Path) -> None:
+        calendar_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     emu = calendar_emulator
     sick, healthy = group("sick"), group("healthy")
     emu.add_calendar(sick)
@@ -139,23 +153,42 @@ def test_backoff_grows_on_failures_resets_on_success_and_spares_the_others(
     config = load(emu, write_daemon_config(tmp_path, db_url(tmp_path), [
         {"name": "ops", "calendars": [sick, healthy]}],
         {"sync": {"interval": 1, "backoff_max": 4}}))
+    # The scheduler's decisions, recorded as it makes them: (failures, delay, when decided).
+    decisions: list[tuple[int, Delay, float]] = []
+    policy = scheduler.failure_delay
+
+    def recorded(exc: BaseException, failures: int, *args: Any) -> Delay:
+        delay = policy(exc, failures, *args)
+        decisions.append((failures, delay, time.monotonic()))
+        return delay
+
+    monkeypatch.setattr(scheduler, "failure_delay", recorded)
     with running_daemon(config, rand=lambda: 1.0):  # no jitter: delays are exactly 1, 2, 4, 4 (capped)
         wait_for(lambda: synced(sick, healthy), 10, "first passes")
         emu.inject_fault(sick, status=503, reason="backendError", count=1000,
                          methods=["events.list"])
         wait_for(lambda: row(sick).consecutive_failures >= 4, 20, "four failures")
         emu.clear_faults()
-        failed = [r for r in lists_of(emu, sick) if r.status == 503]
-        gaps = [b.start - a.start for a, b in itertools.pairwise(failed)]
-        assert gaps[:3] == pytest.approx([1, 2, 4], abs=0.5), gaps
         assert "503" in (row(sick).last_error or "") or row(sick).last_error_kind
         wait_for(lambda: row(sick).consecutive_failures == 0, 8, "recovery")
-        time.sleep(2.2)
-        ok = [r for r in lists_of(emu, sick) if r.status == 200]
-        assert ok[-1].start - ok[-2].start == pytest.approx(1.0, abs=0.4)  # back to the interval
-        # The healthy calendar kept its pace all along.
-        starts = [r.start for r in lists_of(emu, healthy)]
-        assert max(b - a for a, b in itertools.pairwise(starts)) < 1.6
+        recovered = len(lists_of(emu, sick))
+        wait_for(lambda: len(lists_of(emu, sick)) >= recovered + 2, 8, "two passes after recovery")
+        # Back to the interval: the stored schedule is one interval after the last success.
+        back = row(sick)
+        assert back.next_due is not None and back.last_success is not None
+        assert back.next_due - back.last_success <= dt.timedelta(seconds=1.5), back.next_due
+        assert back.consecutive_failures == 0
+    # Exponential growth, capped, in the order the failures happened.
+    assert [(f, d.seconds, d.reason) for f, d, _ in decisions[:4]] == [
+        (1, 1.0, "backoff"), (2, 2.0, "backoff"), (3, 4.0, "backoff"), (4, 4.0, "backoff")]
+    # Each retry came no sooner than the delay the scheduler had decided.
+    failed = [r for r in lists_of(emu, sick) if r.status == 503]
+    for (_f, delay, decided), retry in zip(decisions, failed[1:], strict=False):
+        assert retry.start >= decided + delay.seconds - 0.05, (delay, retry.start - decided)
+    # The healthy calendar was never backed off and kept being polled meanwhile.
+    assert row(healthy).consecutive_failures == 0 and row(healthy).last_error is None
+    during = [r for r in lists_of(emu, healthy) if failed[0].start < r.start < failed[3].start]
+    assert len(during) >= 3 and all(r.status == 200 for r in during)
 
 
 def test_retry_after_is_honoured(calendar_emulator: Emulator, tmp_path: Path) -> None:
@@ -201,7 +234,7 @@ def test_revoked_credentials_park_the_account_not_the_others(
         {"sync": {"interval": 1}, "google": {"api_endpoint": emu.base_url}})
     config = load_config(path, env={})
     open_store(config.database.url)
-    with running_daemon(config):
+    with running_daemon(config) as daemon:
         wait_for(lambda: synced(a1, a2, b1), 10, "first passes")
         # Revoke alice's grant: her next request gets 401, the refresh gets invalid_grant.
         emu.revoke_refresh_token(f"emulator-user:{alice}")
@@ -213,10 +246,16 @@ def test_revoked_credentials_park_the_account_not_the_others(
         assert account.next_auth_retry is not None
         wait_s = (account.next_auth_retry - row(a1).last_attempt).total_seconds()
         assert 14 * 60 <= wait_s <= 31 * 60
-        time.sleep(3)
+        # Bob's calendar (interval 1 s) is the sentinel: three more of its passes; had
+        # alice's calendars been polled meanwhile, their requests would be in the log too.
+        wait_for(lambda: len([r for r in lists_of(emu, b1) if r.start > parked_at]) >= 3, 15,
+                 "bob's calendar polled on")
         late = [r for c in (a1, a2) for r in lists_of(emu, c) if r.start > parked_at + 0.3]
         assert late == []  # no tight loop, and the account's other calendar waits too
-        assert [r for r in lists_of(emu, b1) if r.start > parked_at + 0.5]  # bob goes on
+        # The scheduler's decision: both of alice's calendars wait for the re-auth probe.
+        wait_for(lambda: all(
+            daemon.next_run_times()[f"calendar:alice:{c}"] - dt.datetime.now(dt.UTC)
+            > dt.timedelta(minutes=10) for c in (a1, a2)), 10, "alice's calendars held back")
         states = {s["calendar"]: s["state"] for s in calendar_status(config)}
         assert states[a1] == states[a2] == "needs_reauth" and states[b1] == "ok"
 
@@ -247,7 +286,9 @@ def test_discovery_adds_and_removes_calendars_while_running(
         wait_for(lambda: row(later).removed, 8, "the unshared calendar marked removed")
         wait_for(lambda: later not in daemon.scheduled().values(), 3, "its job removed")
         count = len(lists_of(emu, later))
-        time.sleep(2)
+        # The shared calendar (same interval) is the sentinel: two more of its passes.
+        polled = len(lists_of(emu, shared))
+        wait_for(lambda: len(lists_of(emu, shared)) >= polled + 2, 10, "two more polls of another")
         assert len(lists_of(emu, later)) == count  # no longer polled
         assert any(ev["summary"] == "in later" for _s, ev in mirror(later).values())  # rows kept
 
@@ -296,19 +337,20 @@ def test_audit_repairs_a_mirror_edited_behind_the_engines_back(
 
 def test_quota_budget_paces_requests(calendar_emulator: Emulator, tmp_path: Path) -> None:
     emu = calendar_emulator
-    ids = [group(f"q{i}") for i in range(26)]
+    ids = [group(f"q{i}") for i in range(12)]
     for cid in ids:
         emu.add_calendar(cid)
     config = load(emu, write_daemon_config(tmp_path, db_url(tmp_path), [
         {"name": "ops", "calendars": ids}],
         {"sync": {"interval": 600, "concurrency": 8},
-         "quota": {"per_user_requests_per_minute": 120}}))  # 2/s, burst of 20
+         "quota": {"per_user_requests_per_minute": 10}}))  # 10 in any minute
     with running_daemon(config, rand=lambda: 0.0) as daemon:
-        wait_for(lambda: synced(*ids), 15, "first passes")
-        starts = sorted(r.start for r in emu.request_log if r.method == "events.list")
-        assert len(starts) == 26
-        assert starts[-1] - starts[0] >= 2.3  # the 6 beyond the burst at 2/s
-        assert daemon.metrics.quota_waits._value.get() > 0
+        # Two requests wait for the oldest to leave the minute; stopping ends the waits.
+        wait_for(lambda: daemon.metrics.quota_waits._value.get() > 60, 30,  # each wait < 60 s
+                 "two requests waiting for the budget")
+        lists = [r for r in emu.request_log if r.method == "events.list"]
+        assert len(lists) == 10
+        assert sum(synced(cid) for cid in ids) <= 10
 
 
 def test_metrics_and_healthz(calendar_emulator: Emulator, tmp_path: Path) -> None:

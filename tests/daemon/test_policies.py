@@ -1,6 +1,6 @@
-"""Pure scheduling policies: backoff, Retry-After, quota buckets, due times, first-pass spread.
+"""Pure scheduling policies: backoff, Retry-After, quota windows, due times, first-pass spread.
 
-Time is injected (a fake monotonic clock for the buckets) or frozen with
+Time is injected (a fake monotonic clock for the quota windows) or frozen with
 freezegun (the planner reads the stored row and ``utcnow``).
 """
 
@@ -12,6 +12,8 @@ import threading
 
 import pytest
 from freezegun import freeze_time
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.clock import utcnow
 from reconciler.config import QuotaConfig
@@ -22,7 +24,7 @@ from reconciler.daemon.planning import (
     next_after_pass,
     plan,
 )
-from reconciler.daemon.quota import QuotaBudget, TokenBucket
+from reconciler.daemon.quota import QuotaBudget, SlidingWindow
 from reconciler.errors import (
     AuthFailed,
     CalendarNotFound,
@@ -84,35 +86,51 @@ def test_auth_failure_parks_for_15_to_30_minutes_and_404_polls_rarely() -> None:
 
 # -- quota ------------------------------------------------------------------------------------
 
-def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+def test_window_lets_a_minute_of_requests_through_then_waits_for_the_oldest() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(60, burst_seconds=3, clock=clock)  # 1/s, holds 3
-    assert [bucket.reserve() for _ in range(3)] == [0, 0, 0]
-    assert bucket.reserve() == pytest.approx(1.0)
-    assert bucket.reserve() == pytest.approx(2.0)  # reservations queue up in order
-    clock.t += 2.0
-    assert bucket.reserve() == pytest.approx(1.0)
-    clock.t += 100
-    assert bucket.available == pytest.approx(3.0)  # never more than the burst
+    window = SlidingWindow(3, clock=clock)  # 3 in any 60 s
+    assert [window.reserve() for _ in range(3)] == [0, 0, 0]
+    assert window.reserve() == pytest.approx(60.0)  # when the first leaves the window
+    clock.t += 10.0
+    assert window.reserve() == pytest.approx(50.0)  # reservations queue up in order
+    assert window.available == -2  # two owed to waiting callers
+    clock.t += 200
+    assert window.available == 3  # never more than a minute's worth
 
 
-def test_token_bucket_long_run_rate_is_exact() -> None:
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=30), min_size=1, max_size=60),
+       st.integers(min_value=1, max_value=7))
+def test_no_sliding_minute_ever_holds_more_than_the_quota(gaps: list[float], quota: int) -> None:
     clock = FakeClock()
-    bucket = TokenBucket(600, clock=clock)  # 10/s, burst 100
-    waits = [bucket.reserve() for _ in range(1100)]
-    assert waits[99] == 0 and waits[100] > 0
-    assert waits[-1] == pytest.approx(100.0)  # 1000 requests beyond the burst at 10/s
+    window = SlidingWindow(quota, clock=clock)
+    sent = []
+    for gap in gaps:
+        clock.t += gap
+        sent.append(clock.t + window.reserve())
+    for start in sent:
+        assert sum(start <= t < start + 60 for t in sent) <= quota
 
 
-def test_budget_applies_the_user_and_project_buckets() -> None:
+def test_window_long_run_rate_is_exact() -> None:
     clock = FakeClock()
-    budget = QuotaBudget(QuotaConfig(requests_per_minute=120, per_user_requests_per_minute=60),
+    window = SlidingWindow(600, clock=clock)  # 600 in any minute
+    waits = [window.reserve() for _ in range(1800)]
+    assert waits[599] == 0 and waits[600] == pytest.approx(60.0)
+    assert waits[-1] == pytest.approx(120.0)  # the third minute's worth
+
+
+def test_budget_applies_the_user_and_project_windows() -> None:
+    clock = FakeClock()
+    budget = QuotaBudget(QuotaConfig(requests_per_minute=20, per_user_requests_per_minute=10),
                          threading.Event(), clock=clock)
     assert budget.user("a").capacity == 10 and budget.project.capacity == 20
     assert [budget.wait_time("a") for _ in range(10)] == [0.0] * 10
-    assert budget.wait_time("a") == pytest.approx(1.0)  # a's own budget is spent
+    assert budget.wait_time("a") == pytest.approx(60.0)  # a's own minute is spent
     assert [budget.wait_time("b") for _ in range(9)] == [0.0] * 9  # project has 20 - 11 left
-    assert budget.wait_time("b") == pytest.approx(0.5)  # now the project bucket is the limit
+    assert budget.wait_time("b") == pytest.approx(60.0)  # now the project window is the limit
+    clock.t += 30
+    assert budget.wait_time("c") == pytest.approx(30.0)
 
 
 def test_budget_wait_ends_at_a_stop_request() -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 from reconciler.emulator import Emulator
 from reconciler.store import calendars, open_store
 from reconciler.store.models import Calendar
-from tests.daemon.support import lists_of, timed, wait_for, write_daemon_config
-from tests.helpers import REPO, assert_mirror_exact, mirror, run_cli
+from tests.daemon.support import write_daemon_config
+from tests.faults.support import Proc
+from tests.helpers import REPO, assert_mirror_exact, lists_of, mirror, run_cli, timed, wait_for
 
 A = "alpha@group.calendar.google.com"
 B = "beta@group.calendar.google.com"
@@ -54,8 +55,9 @@ def test_sigterm_to_the_group_commits_the_page_in_flight_and_exits_0(
     # The first two page requests of the first listing stall for 3 s each.
     emu.inject_fault(A, kind="stall", stall_seconds=3.0, methods=["events.list"], count=2)
     with reconciler_run(emu, path) as proc:
-        wait_for(lambda: len(lists_of(emu, A)) >= 1, 10, "the first page request")
-        time.sleep(0.5)
+        # The first page is answered and the second is stalled inside events.list.
+        wait_for(lambda: len(lists_of(emu, A)) >= 1 and emu.in_flight.current > 0, 10,
+                 "the second page request in flight")
         asked = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
         _out, err = proc.communicate(timeout=20)
@@ -101,6 +103,7 @@ def test_sighup_reloads_the_config_and_survives_a_bad_one(
     path = write_daemon_config(tmp_path, url, [{"name": "ops", "calendars": [A]}], sections)
     open_store(url)
     with reconciler_run(emu, path) as proc:
+        log = Proc(proc)  # stderr read as it comes, so the test can wait for a log line
         wait_for(lambda: synced(A), 10, "first pass")
         write_daemon_config(tmp_path, url, [{"name": "ops", "calendars": [A, B]}], sections)
         proc.send_signal(signal.SIGHUP)
@@ -108,12 +111,12 @@ def test_sighup_reloads_the_config_and_survives_a_bad_one(
         assert_mirror_exact(emu, B)
         path.write_text(path.read_text() + "\n[sync]\nintervall = 3\n")  # broken TOML
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.5)
+        wait_for(lambda: log.count("config reload failed"), 10, "the failed reload logged")
         seen = len(lists_of(emu, A))
-        time.sleep(1.5)
-        assert proc.poll() is None and len(lists_of(emu, A)) > seen  # still running, polling
+        wait_for(lambda: len(lists_of(emu, A)) >= seen + 2, 10, "polls after the failed reload")
+        assert proc.poll() is None  # still running, polling
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=20)
+        err = log.finish(20)
     assert proc.returncode == 0
     errors = [line for line in err.splitlines() if "config reload failed" in line]
     assert len(errors) == 1 and "ERROR" in errors[0]
@@ -144,8 +147,11 @@ def test_second_run_on_one_sqlite_file_is_refused(calendar_emulator: Emulator,
         wait_for(lambda: len(lists_of(emu, A)) >= 2, 10, "a pass by the new process")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+    polled = len(lists_of(emu, A))
     with reconciler_run(emu, path) as proc:
-        time.sleep(1.5)
+        # It got the lock: it polls (a refused run would exit 1 before any request).
+        wait_for(lambda: len(lists_of(emu, A)) > polled or proc.poll() is not None, 15,
+                 "a pass by the third process")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)

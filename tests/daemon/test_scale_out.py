@@ -24,8 +24,8 @@ import pytest
 from reconciler.emulator import Emulator
 from reconciler.store import open_store
 from reconciler.store.models import Calendar
-from tests.daemon.support import timed, wait_for, write_daemon_config
-from tests.helpers import REPO, assert_mirror_exact
+from tests.daemon.support import write_daemon_config
+from tests.helpers import REPO, assert_mirror_exact, timed, wait_for
 
 CALENDARS = 300
 INTERVAL = 3
@@ -75,15 +75,28 @@ def test_three_processes_share_calendars_without_overlap(
     editor = threading.Thread(target=edit, daemon=True)
     try:
         wait_for(lambda: Calendar.select().where(Calendar.last_success.is_null(False)).count()
-                 == CALENDARS, 30, "every calendar synced once", poll=0.2)
+                 == CALENDARS, 30, "every calendar synced once", step=0.2)
         editor.start()
-        time.sleep(8)
-        held = {row.calendar_id for row in Calendar.select().where(
-            Calendar.lease_owner.contains(f":{procs[0].pid}:"))}
+        edits_from = time.monotonic()
+        # Steady state: edits flowing, every calendar polled again since they began.
+        wait_for(lambda: edits[0] >= 200 and all(
+            any(r.start > edits_from for r in by_cal[cid])
+            for by_cal in [lists_by_calendar(emu)] for cid in ids), 60,
+            "a pass of every calendar while edits flow", step=0.2)
+
+        def held_by_first() -> set[str]:
+            return {row.calendar_id for row in Calendar.select().where(
+                Calendar.lease_owner.contains(f":{procs[0].pid}:"))}
+
+        held = wait_for(held_by_first, 30, "the first process holding leases")
         procs[0].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         procs[0].wait(10)
-        time.sleep(LEASE + 4)
+        # Takeover: every calendar, those the dead process held too, polled again.
+        wait_for(lambda: all(
+            any(r.start > killed_at for r in by_cal[cid])
+            for by_cal in [lists_by_calendar(emu)] for cid in ids), LEASE + 30,
+            "a pass of every calendar after the kill", step=0.2)
         stop_edits.set()
         editor.join(10)
         settled = time.monotonic()
@@ -91,7 +104,7 @@ def test_three_processes_share_calendars_without_overlap(
         wait_for(lambda: all(
             any(r.start > settled for r in by_cal[cid])
             for by_cal in [lists_by_calendar(emu)] for cid in ids), 30,
-            "a pass of every calendar after the last edit", poll=0.5)
+            "a pass of every calendar after the last edit", step=0.5)
         for proc in procs[1:]:
             proc.send_signal(signal.SIGTERM)
         for proc in procs[1:]:

@@ -1,10 +1,15 @@
-"""Helpers shared by the emulator tests (imported by name; tests/ has no packages)."""
+"""Helpers shared by the emulator tests (imported by name: tests/emulator is no package).
+
+The shared waits and the event-body builder live in :mod:`tests.helpers`."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
+
+from tests import helpers
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -24,14 +29,8 @@ def sample(name: str) -> Any:
     return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 
-def timed(summary: str = "x", day: int = 1, hour: int = 10, **extra: Any) -> dict[str, Any]:
-    """A timed event body."""
-    return {
-        "summary": summary,
-        "start": {"dateTime": f"2030-01-{day:02d}T{hour:02d}:00:00Z"},
-        "end": {"dateTime": f"2030-01-{day:02d}T{hour + 1:02d}:00:00Z"},
-        **extra,
-    }
+# The emulator tests' events sit in January 2030 (their filters and samples expect it).
+timed = functools.partial(helpers.timed, month="2030-01")
 
 
 def list_all(svc: Any, cal: str = "primary", **kw: Any) -> tuple[list[dict[str, Any]], str | None]:

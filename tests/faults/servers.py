@@ -17,8 +17,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 
 def free_port() -> int:
@@ -35,15 +36,6 @@ def _answers(port: int) -> bool:
             return bool(sock.recv(1))  # both servers greet (MariaDB) or accept (PG) at once
     except OSError:
         return False
-
-
-def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 class PrivateMariaDB:
@@ -90,7 +82,7 @@ class PrivateMariaDB:
                  "--bind-address=127.0.0.1", "--skip-grant-tables", "--innodb-buffer-pool-size=16M",
                  "--skip-log-bin", *user],
                 stdout=log, stderr=log, start_new_session=True)
-        _wait(lambda: _answers(self.port) or self.proc.poll() is not None, 60, "mariadbd to start")
+        wait_for(lambda: _answers(self.port) or self.proc.poll() is not None, 60, "mariadbd to start")
         if self.proc.poll() is not None:
             raise RuntimeError(f"mariadbd exited {self.proc.returncode}; see {self.log}")
 
@@ -99,7 +91,7 @@ class PrivateMariaDB:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
-        _wait(lambda: not _answers(self.port), 10, "the port to close")
+        wait_for(lambda: not _answers(self.port), 10, "the port to close")
 
     def freeze(self) -> None:
         """SIGSTOP: the server keeps its sockets but answers nothing."""
@@ -201,7 +193,7 @@ class PrivatePostgres:
             except Exception:
                 return False
 
-        _wait(ready, 60, "postgres to start")
+        wait_for(ready, 60, "postgres to start")
         if self.proc.poll() is not None:
             raise RuntimeError(f"postgres exited {self.proc.returncode}; see {self.log}")
 
@@ -210,7 +202,7 @@ class PrivatePostgres:
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
-        _wait(lambda: not _port_open(self.port), 10, "the port to close")
+        wait_for(lambda: not _port_open(self.port), 10, "the port to close")
         for stale in [self.datadir / "postmaster.pid", *self.datadir.glob(".s.PGSQL.*")]:
             stale.unlink(missing_ok=True)
 

@@ -8,27 +8,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from reconciler.emulator import Emulator
 from tests.helpers import REPO, run_cli
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll until ``condition()`` is truthy; seconds it took. TimeoutError after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Proc:

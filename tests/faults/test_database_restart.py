@@ -22,14 +22,8 @@ import pytest
 
 from reconciler.emulator import Emulator
 from tests.faults.servers import PrivateMariaDB, PrivatePostgres, free_port
-from tests.faults.support import (
-    assert_feed_clean,
-    health,
-    mirror_matches,
-    reconciler_run,
-    wait_for,
-)
-from tests.helpers import write_config
+from tests.faults.support import assert_feed_clean, health, mirror_matches, reconciler_run
+from tests.helpers import wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +119,9 @@ def restart_under_run(emu: Emulator, tmp_path: Path, server: PrivateMariaDB | Pr
         with Editor(emu) as editor:
             wait_for(lambda: editor.done >= 10, 30, "edits to start")
             server.kill()
-            down = wait_for(lambda: health(port) == 503, 30, "/healthz to say 503")
+            killed = time.monotonic()
+            wait_for(lambda: health(port) == 503, 30, "/healthz to say 503")
+            down = time.monotonic() - killed
             failures = proc.count("pass failed")
             # Down for at least two failed passes (the process keeps trying).
             wait_for(lambda: proc.count("pass failed") >= failures + 2 or proc.count("ERROR"),
@@ -134,11 +130,13 @@ def restart_under_run(emu: Emulator, tmp_path: Path, server: PrivateMariaDB | Pr
             assert health(port) == 503
             server.start()
             restarted = time.monotonic()
-            healthy = wait_for(lambda: health(port) == 200, 30, "/healthz to say 200 again")
+            wait_for(lambda: health(port) == 200, 30, "/healthz to say 200 again")
+            healthy = time.monotonic() - restarted
             wait_for(lambda: editor.done >= 10, 30, "edits after the restart")
         # Edits stopped: the mirror must catch up within a few intervals.
-        caught_up = wait_for(lambda: mirror_matches(emu, config, CALENDARS), 60,
-                             "the mirror to equal the emulator")
+        stopped = time.monotonic()
+        wait_for(lambda: mirror_matches(emu, config, CALENDARS), 60, "the mirror to equal the emulator")
+        caught_up = time.monotonic() - stopped
         recovery = time.monotonic() - restarted
         assert proc.alive(), proc.log[-3000:]
         assert_feed_clean(emu, config, CALENDARS)

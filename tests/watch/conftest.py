@@ -14,8 +14,8 @@ from reconciler.oneshot import run_once
 from reconciler.service import Service
 from reconciler.store.models import Calendar
 from reconciler.watch.runtime import WatchRuntime
-from tests.helpers import config_for
-from tests.watch.watch_helpers import TEAM, ShiftedClock, free_port, timed, watch_config
+from tests.helpers import config_for, timed
+from tests.watch.watch_helpers import TEAM, ShiftedClock, free_port, watch_config
 
 
 @dataclass

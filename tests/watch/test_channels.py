@@ -23,19 +23,9 @@ from reconciler.store.models import Calendar, Channel
 from reconciler.watch import channels
 from reconciler.watch.runtime import WatchRuntime
 from reconciler.watch.tokens import channel_token
-from tests.helpers import REPO, config_for, emulator_env, run_cli
+from tests.helpers import REPO, config_for, emulator_env, run_cli, timed, wait_for
 from tests.watch.conftest import Watched
-from tests.watch.watch_helpers import (
-    SECRET,
-    TEAM,
-    ShiftedClock,
-    free_port,
-    notification,
-    post,
-    timed,
-    wait_for,
-    watch_config,
-)
+from tests.watch.watch_helpers import SECRET, TEAM, ShiftedClock, free_port, notification, post, watch_config
 
 
 def methods(emu: Emulator) -> list[str]:

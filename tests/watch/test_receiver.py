@@ -10,8 +10,9 @@ import socket
 
 from reconciler.store.models import Calendar, Channel
 from reconciler.watch.tokens import channel_token, new_channel_id, token_matches
+from tests.helpers import wait_for
 from tests.watch.conftest import Watched
-from tests.watch.watch_helpers import HOOK_PATH, SECRET, notification, post, wait_for
+from tests.watch.watch_helpers import HOOK_PATH, SECRET, notification, post
 
 
 def snapshot(w: Watched) -> tuple[object, ...]:

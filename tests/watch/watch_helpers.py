@@ -16,7 +16,6 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,6 @@ def watch_config(tmp_path: Path, database_url: str, port: int, *, ttl: int = 604
                         extra=extra)
 
 
-def timed(summary: str, hour: int = 10) -> dict[str, Any]:
-    """An event body for the emulator."""
-    return {"summary": summary, "start": {"dateTime": f"2025-03-01T{hour:02d}:00:00Z"},
-            "end": {"dateTime": f"2025-03-01T{hour + 1:02d}:00:00Z"}}
-
-
 class ShiftedClock:
     """``utcnow`` plus an offset the test moves (in step with the emulator's clock)."""
 
@@ -81,6 +74,7 @@ class HintLoop:
         self.interval = interval
         self.check = check
         self.passes: list[tuple[float, float, str]] = []  # (start, end, why)
+        self.busy = False  # True while it looks at the hint or runs a pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hint-loop", daemon=True)
 
@@ -95,6 +89,7 @@ class HintLoop:
     def _run(self) -> None:
         next_poll = time.monotonic() + self.interval
         while not self._stop.is_set():
+            self.busy = True  # before the hint is cleared, so idle() never sees neither
             row = Calendar.get(Calendar.calendar_id == self.calendar_id)
             why = None
             requested = row.sync_requested_at
@@ -109,21 +104,22 @@ class HintLoop:
                 with contextlib.suppress(ReconcilerError):
                     self.service.sync_calendar(row, lease_wait=10)
                 self.passes.append((start, time.monotonic(), why))
+            self.busy = False
             self._stop.wait(self.check)
 
     def count(self, why: str | None = None) -> int:
         """Passes so far (of one kind)."""
         return sum(1 for p in self.passes if why is None or p[2] == why)
 
+    def idle(self, emu: Emulator) -> bool:
+        """No notification on its way, no hint pending, no pass running (the poll is far away)."""
+        return (emu.hub.wait_idle(0.05) and not self.busy
+                and Calendar.get(Calendar.calendar_id == self.calendar_id).sync_requested_at is None)
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, step: float = 0.02) -> float:
-    """Seconds until ``condition()`` is true; AssertionError after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
+    def sentinel(self) -> None:
+        """Ask for one more pass, as a notification would (see :func:`tests.helpers.quiet_period`)."""
+        Calendar.update(sync_requested_at=utcnow()).where(
+            Calendar.calendar_id == self.calendar_id).execute()
 
 
 def post(port: int, headers: dict[str, str], *, path: str = HOOK_PATH, body: bytes = b"",
