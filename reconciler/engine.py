@@ -45,6 +45,7 @@ from reconciler.outcome import (
     INCREMENTAL,
     UPDATED_MIN,
     CalendarState,
+    Counts,
     Cursor,
     PageCallback,
     PageCommitted,
@@ -107,12 +108,7 @@ class _Tally:
     full_reason: str | None = None
     pages: int = 0
     items: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    skipped_stale: int = 0
-    unchanged: int = 0
-    bad_events: int = 0
+    counts: Counts = field(default_factory=Counts)
     seen: set[str] | None = None  # ids seen, for mark-and-sweep (full listings only)
     started_empty: bool = False  # full listing of a calendar with no rows: nothing to load or sweep
     max_server_ms: int | None = None
@@ -120,9 +116,7 @@ class _Tally:
     cursor: Cursor = field(default_factory=Cursor)
 
     def add(self, plan: PagePlan) -> None:
-        for name in ("created", "updated", "deleted", "skipped_stale", "unchanged",
-                     "bad_events"):
-            setattr(self, name, getattr(self, name) + getattr(plan, name))
+        self.counts.add(plan.counts)
 
     def restart(self, mode: str, reason: str | None) -> None:
         """Begin another listing in the same pass (a full resync after a 410)."""
@@ -131,7 +125,8 @@ class _Tally:
     def committed(self) -> PageCommitted:
         return PageCommitted(calendar_id=self.state.calendar_id, account=self.state.account,
                              mode=self.mode, page=self.pages, items=self.items,
-                             created=self.created, updated=self.updated, deleted=self.deleted)
+                             created=self.counts.created, updated=self.counts.updated,
+                             deleted=self.counts.deleted)
 
 
 class CalendarSync:
@@ -183,9 +178,7 @@ class CalendarSync:
         return PassOutcome(
             calendar_id=state.calendar_id, account=state.account, mode=tally.mode,
             cursor=tally.cursor, full_reason=tally.full_reason, pages=tally.pages,
-            items=tally.items, created=tally.created, updated=tally.updated,
-            deleted=tally.deleted, skipped_stale=tally.skipped_stale,
-            unchanged=tally.unchanged, bad_events=tally.bad_events,
+            items=tally.items, **tally.counts.as_fields(),
             requests=self.api.requests - requests_before,
             seconds=time.monotonic() - started)
 
@@ -300,7 +293,7 @@ class _Run:
             # Only rows this listing could have returned: inside the window, of a listed type.
             removed = sweep(self.state.pk, tally.seen, listing_ms, window_start=window,
                             event_types=types)
-            tally.deleted += len(removed)
+            tally.counts.deleted += len(removed)
         token = _token_cursor(last)
         tally.cursor = Cursor(sync_token=token.sync_token,
                               token_updated_at=token.token_updated_at,

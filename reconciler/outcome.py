@@ -98,6 +98,32 @@ class SyncRequest:
     next_due: Callable[[], dt.datetime] | None = None
 
 
+@dataclass(slots=True)
+class Counts:
+    """The decisions a page or a pass made, by kind: the one accumulator the planner
+    and the engine share (mutable while a pass runs; frozen into :class:`PassOutcome`)."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped_stale: int = 0
+    unchanged: int = 0
+    bad_events: int = 0
+
+    def add(self, other: Counts) -> None:
+        """Add ``other``'s counts to these (a page's into its pass)."""
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.skipped_stale += other.skipped_stale
+        self.unchanged += other.unchanged
+        self.bad_events += other.bad_events
+
+    def as_fields(self) -> dict[str, int]:
+        """The counts as keyword arguments of :class:`PassOutcome`."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 @dataclass(frozen=True, slots=True)
 class PassOutcome:
     """What one successful pass did: the new cursor, counts, cost and why."""

@@ -36,6 +36,7 @@ import orjson
 
 from reconciler.diff import raw_diff
 from reconciler.eventfields import MAX_DEPTH, derive, stored_id
+from reconciler.outcome import Counts
 from reconciler.reconcile import Action, Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
 from reconciler.store.events import EventWrite, dump_raw
@@ -57,29 +58,24 @@ class PagePlan:
     changes: list[ChangeRecord] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # every valid id on the page, in order
     versions: dict[str, Version] = field(default_factory=dict)  # stored after applying
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    skipped_stale: int = 0
-    unchanged: int = 0
-    bad_events: int = 0
+    counts: Counts = field(default_factory=Counts)
     max_updated_ms: int | None = None  # newest ``updated`` an item carried
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event id or "", why)
     missing_raw: list[str] = field(default_factory=list)  # updated ids without stored raw JSON
 
     def count(self, action: Action) -> None:
         """Tally one decision."""
-        kind = action.change_kind
+        kind, counts = action.change_kind, self.counts
         if kind == "created":
-            self.created += 1
+            counts.created += 1
         elif kind == "updated":
-            self.updated += 1
+            counts.updated += 1
         elif kind == "deleted":
-            self.deleted += 1
+            counts.deleted += 1
         elif action is Action.STALE:
-            self.skipped_stale += 1
+            counts.skipped_stale += 1
         elif action is Action.NOOP:
-            self.unchanged += 1
+            counts.unchanged += 1
 
 
 def valid_item(item: Any) -> bool:
@@ -117,7 +113,7 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
     planned: dict[str, str] = {}  # raw JSON last planned for an id on this page
     for item in items:
         if not valid_item(item):
-            plan.bad_events += 1
+            plan.counts.bad_events += 1
             plan.problems.append(("", "skipped an item without an id"))
             continue
         try:
@@ -139,7 +135,7 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
         if raw is None:
             continue
         if fields.problems:
-            plan.bad_events += 1
+            plan.counts.bad_events += 1
             plan.problems.append((_shown(fields.event_id), "stored with adjusted derived columns: "
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
@@ -171,7 +167,7 @@ def _refuse(plan: PagePlan, event_id: str, *, seen: bool = False) -> None:
     """Count an item that cannot be stored; the rest of the page goes on."""
     if not seen:
         plan.ids.append(event_id)
-    plan.bad_events += 1
+    plan.counts.bad_events += 1
     plan.problems.append((_shown(event_id), f"refused: nested deeper than {MAX_DEPTH} "
                           "levels; the rest of the calendar is mirrored"))
 

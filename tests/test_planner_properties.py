@@ -107,8 +107,8 @@ def test_the_plan_is_the_fold_of_the_reconcile_rule(scenario: Any) -> None:
             if action.change_kind:
                 kinds.append((fields.event_id, action.change_kind))
         assert [(c.event_id, c.kind) for c in plan.changes] == kinds
-        assert plan.created + plan.updated + plan.deleted == len(plan.changes)
-        assert plan.bad_events >= bad
+        assert plan.counts.created + plan.counts.updated + plan.counts.deleted == len(plan.changes)
+        assert plan.counts.bad_events >= bad
         assert len({w.fields.event_id for w in plan.writes}) == len(plan.writes)
         _apply(store, plan)
         assert store == expected
