@@ -100,6 +100,7 @@ def processes(calendars: int, accounts: int, counts: list[int], latency: fl.Late
             work = Path(tempfile.mkdtemp(prefix="bench-cap-"))
             env = {**os.environ, "GOOGLE_CALENDAR_EMULATOR_HOST": emu.host}
             env.pop("RECONCILER_DATABASE_URL", None)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages run from cached bytecode
             commands = []
             for k in range(count):
                 shard = [(u, c) for u, c in fleet if users.index(u) % count == k]

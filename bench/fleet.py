@@ -340,6 +340,7 @@ class OnceProcess:
         self.db = db
         self.env = {**os.environ, "GOOGLE_CALENDAR_EMULATOR_HOST": emu_host}
         self.env.pop("RECONCILER_DATABASE_URL", None)
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages run from cached bytecode
 
     def sync(self) -> dict[str, Any]:
         t0 = time.perf_counter()
