@@ -10,6 +10,7 @@ multi-row INSERTs itself.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,19 +27,23 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
     Peewee would render a multi-row VALUES list node by node, which costs more
     than the database's own work; the driver binds a prepared statement per
     row (SQLite) or folds the rows into multi-row INSERTs itself (PyMySQL).
-    Values go through each field's ``db_value`` exactly as Peewee would send them.
+    Values go through each field's ``db_value`` exactly as Peewee would send
+    them; on MySQL, long strings and datetimes are escaped here, faster than
+    PyMySQL's own (byte-identical SQL literals: see :func:`_mysql_literals`).
     """
-    converters = [None if isinstance(column, _PASS_THROUGH) else column.db_value
+    converters = [None if isinstance(column, _BULK_PASS_THROUGH) else column.db_value
                   for column in columns]
-    if all(convert is None for convert in converters):
-        params: Any = rows
-    else:  # a generator: the converted copy of a page is never held whole
+    params: Any = rows
+    if any(convert is not None for convert in converters):
+        # A generator: the converted copy of a page is never held whole.
         params = (tuple([value if convert is None else convert(value)
                          for convert, value in zip(converters, row, strict=True)])
-                  for row in rows)
+                  for row in params)
     with peewee.__exception_wrapper__:  # driver errors become Peewee's, as with execute()
         cursor = db.cursor()
         try:
+            if isinstance(db, peewee.MySQLDatabase):
+                params = _mysql_literals(cursor.connection, params)
             cursor.executemany(sql, params)
         finally:
             cursor.close()
@@ -48,6 +53,64 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
 # builds rows from: skipping the call saves a Python call per value.
 _PASS_THROUGH = (peewee.CharField, peewee.TextField, peewee.IntegerField,
                  peewee.BigIntegerField, peewee.ForeignKeyField)
+# In bulk rows, dates and datetimes are always date/datetime objects (or None),
+# for which Peewee's db_value is the identity too (it only parses strings).
+_BULK_PASS_THROUGH = (*_PASS_THROUGH, peewee.DateTimeField, peewee.DateField)
+
+
+class _Literal:
+    """A value already rendered as a MySQL literal; PyMySQL's encoder hands it on."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+
+def _encode_literal(value: _Literal, mapping: Any = None) -> str:
+    return value.sql
+
+
+# Strings at least this long are escaped with str.replace (memchr-fast) rather
+# than PyMySQL's str.translate, which costs ~15 ns per character (26 us for a
+# 1.5 KB event: a third of a MariaDB sync's CPU); short ones are not worth a wrapper.
+_LONG = 64
+
+
+def _mysql_escape(text: str) -> str:
+    """The same text as ``pymysql.converters.escape_string`` (without quotes)."""
+    return (text.replace("\\", "\\\\").replace("\0", "\\0").replace("\n", "\\n")
+            .replace("\r", "\\r").replace("\x1a", "\\Z").replace("'", "\\'")
+            .replace('"', '\\"'))
+
+
+def _mysql_literals(conn: Any, rows: Any) -> Any:
+    """Rows whose long strings and datetimes are pre-rendered MySQL literals.
+
+    The SQL sent is byte-for-byte what PyMySQL would render (same escapes,
+    ``str(datetime)`` is PyMySQL's datetime format); only the escaping is
+    faster. A server in ``NO_BACKSLASH_ESCAPES`` mode gets PyMySQL's own path.
+    """
+    from pymysql.constants import SERVER_STATUS
+
+    if conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return rows
+    if _Literal not in conn.encoders:
+        conn.encoders[_Literal] = _encode_literal
+    datetime, date = dt.datetime, dt.date
+
+    def literal(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return _Literal(f"'{_mysql_escape(value)}'") if len(value) >= _LONG else value
+        if kind is datetime or kind is date:
+            if kind is datetime and value.tzinfo is not None:
+                return value  # PyMySQL's own rendering (ignores the offset)
+            return _Literal(f"'{value}'")
+        return value
+
+    return (tuple([literal(value) for value in row]) for row in rows)
+
 
 _SQL_CACHE: dict[tuple[Any, ...], str] = {}
 
