@@ -28,12 +28,13 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from reconciler.outcome import PageCommitted
@@ -91,9 +92,11 @@ class CalendarInFlight:
         return message, fields
 
 
-@dataclass(frozen=True)
+@dataclass
 class PassSummary:
-    """The totals of a whole ``once``: calendars synced and failed, events, requests, time."""
+    """The totals of a whole ``once``: calendars synced and failed, events, requests, time.
+
+    :class:`PassProgress` keeps one (under its lock) and hands out copies."""
 
     synced: int = 0
     failed: int = 0
@@ -127,18 +130,6 @@ def log_summary(summary: PassSummary, logger: logging.Logger | str = "reconciler
     log_fields(logger, logging.INFO, summary.line, summary.fields)
 
 
-@dataclass
-class _Totals:
-    synced: int = 0
-    failed: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    requests: int = 0
-    events: int = 0
-    in_flight: dict[str, CalendarInFlight] = field(default_factory=dict)
-
-
 class PassProgress:
     """Thread-safe bookkeeping of a pass over ``total`` calendars; subclasses show it.
 
@@ -151,14 +142,15 @@ class PassProgress:
         self.clock = clock
         self.started = clock()
         self._lock = threading.Lock()
-        self._totals = _Totals()
+        self._in_flight: dict[str, CalendarInFlight] = {}
+        self._done = PassSummary()
 
     # -- reports (any thread) -------------------------------------------------
     def calendar_started(self, calendar_id: str, account: str) -> None:
         """A pass over ``calendar_id`` began."""
         now = self.clock()
         with self._lock:
-            self._totals.in_flight[calendar_id] = CalendarInFlight(
+            self._in_flight[calendar_id] = CalendarInFlight(
                 calendar_id, account, started=now, last_line=now)
         self._shown_started(calendar_id)
 
@@ -166,11 +158,11 @@ class PassProgress:
         """One page of ``report.calendar_id`` was committed (running totals for the pass)."""
         now = self.clock()
         with self._lock:
-            cal = self._totals.in_flight.get(report.calendar_id)
+            cal = self._in_flight.get(report.calendar_id)
             if cal is None:  # no calendar_started: start it now
                 cal = CalendarInFlight(report.calendar_id, report.account, started=now,
                                        last_line=now)
-                self._totals.in_flight[report.calendar_id] = cal
+                self._in_flight[report.calendar_id] = cal
                 new = True
             else:
                 new = False
@@ -188,40 +180,34 @@ class PassProgress:
     def calendar_finished(self, calendar_id: str, counts: PassCounts | None = None) -> None:
         """The pass over ``calendar_id`` succeeded; ``counts`` is its outcome."""
         with self._lock:
-            cal = self._totals.in_flight.pop(calendar_id, None)
-            self._totals.synced += 1
+            self._in_flight.pop(calendar_id, None)
+            done = self._done
+            done.synced += 1
             if counts is not None:
-                self._totals.created += counts.created
-                self._totals.updated += counts.updated
-                self._totals.deleted += counts.deleted
-                self._totals.requests += counts.requests
-            if cal is not None:
-                self._totals.events += cal.events
+                done.created += counts.created
+                done.updated += counts.updated
+                done.deleted += counts.deleted
+                done.requests += counts.requests
         self._shown_ended(calendar_id, failed=False)
 
     def calendar_failed(self, calendar_id: str, message: str) -> None:
         """The pass over ``calendar_id`` failed (``message``: its one-line error)."""
         with self._lock:
-            cal = self._totals.in_flight.pop(calendar_id, None)
-            self._totals.failed += 1
-            if cal is not None:
-                self._totals.events += cal.events
+            self._in_flight.pop(calendar_id, None)
+            self._done.failed += 1
         self._shown_ended(calendar_id, failed=True, message=message)
 
     # -- reading ---------------------------------------------------------------
     def in_flight(self) -> list[CalendarInFlight]:
         """Copies of the calendars in flight, oldest first."""
         with self._lock:
-            cals = [CalendarInFlight(**vars(c)) for c in self._totals.in_flight.values()]
+            cals = [CalendarInFlight(**vars(c)) for c in self._in_flight.values()]
         return sorted(cals, key=lambda c: (c.started, c.calendar_id))
 
     def summary(self) -> PassSummary:
         """The totals so far, with the seconds since this progress was created."""
         with self._lock:
-            t = self._totals
-            return PassSummary(synced=t.synced, failed=t.failed, created=t.created,
-                               updated=t.updated, deleted=t.deleted, requests=t.requests,
-                               seconds=self.clock() - self.started)
+            return dataclasses.replace(self._done, seconds=self.clock() - self.started)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -269,7 +255,7 @@ class LogProgress(PassProgress):
         now = self.clock()
         due: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
-            for cal in self._totals.in_flight.values():
+            for cal in self._in_flight.values():
                 if now - cal.last_line >= self.interval:
                     cal.last_line = now
                     due.append(cal.line(now))
@@ -346,7 +332,7 @@ class LiveProgress(PassProgress):
 
     def _count_in_flight(self) -> int:
         with self._lock:
-            return len(self._totals.in_flight)
+            return len(self._in_flight)
 
     def _shown_started(self, calendar_id: str) -> None:
         with self._lock:
@@ -366,7 +352,7 @@ class LiveProgress(PassProgress):
     def _shown_ended(self, calendar_id: str, *, failed: bool, message: str = "") -> None:
         with self._lock:
             task = self._tasks.pop(calendar_id, None)
-            failed_total = self._totals.failed
+            failed_total = self._done.failed
         if task is not None:
             self.calendars.remove_task(task)
         self.overall.update(self._overall_task, advance=1, failed=failed_total,
