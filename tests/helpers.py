@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -159,3 +161,20 @@ def assert_mirror_exact(emu: Emulator, calendar_id: str) -> None:
     for event_id, event in truth.items():
         if event.get("status") == "cancelled" and event_id in rows:
             assert rows[event_id][0] == "cancelled", event_id
+
+
+@contextmanager
+def reconciler_run(emu: Emulator, config: Path, *,
+                   stdout: int = subprocess.PIPE) -> Iterator[subprocess.Popen[str]]:
+    """``reconciler -c CONFIG run`` in its own session (signals reach its group);
+    killed at the end if it is still alive."""
+    env = dict(os.environ, GOOGLE_CALENDAR_EMULATOR_HOST=emu.host)
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "-c", str(config), "run"],
+                            env=env, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

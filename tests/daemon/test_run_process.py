@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from reconciler.emulator import Emulator
@@ -16,25 +12,18 @@ from reconciler.store import calendars, open_store
 from reconciler.store.models import Calendar
 from tests.daemon.support import write_daemon_config
 from tests.faults.support import Proc
-from tests.helpers import REPO, assert_mirror_exact, lists_of, mirror, run_cli, timed, wait_for
+from tests.helpers import (
+    assert_mirror_exact,
+    lists_of,
+    mirror,
+    reconciler_run,
+    run_cli,
+    timed,
+    wait_for,
+)
 
 A = "alpha@group.calendar.google.com"
 B = "beta@group.calendar.google.com"
-
-
-@contextmanager
-def reconciler_run(emu: Emulator, config: Path) -> Iterator[subprocess.Popen[str]]:
-    """``reconciler -c CONFIG run`` in its own process group; killed if the test fails."""
-    env = dict(os.environ, GOOGLE_CALENDAR_EMULATOR_HOST=emu.host)
-    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "-c", str(config), "run"],
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def synced(calendar_id: str) -> bool:

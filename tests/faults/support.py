@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -17,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator import Emulator
-from tests.helpers import REPO, run_cli
+from tests import helpers
+from tests.helpers import run_cli
 
 
 class Proc:
@@ -60,18 +58,10 @@ class Proc:
 
 @contextmanager
 def reconciler_run(emu: Emulator, config: Path) -> Iterator[Proc]:
-    """``reconciler -c CONFIG run`` in its own session; killed at the end if still alive."""
-    env = dict(os.environ, GOOGLE_CALENDAR_EMULATOR_HOST=emu.host)
-    popen = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "-c", str(config), "run"],
-                             env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    proc = Proc(popen)
-    try:
-        yield proc
-    finally:
-        if popen.poll() is None:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait(10)
+    """``reconciler -c CONFIG run`` (see :func:`tests.helpers.reconciler_run`), its stderr
+    read as it comes."""
+    with helpers.reconciler_run(emu, config, stdout=subprocess.DEVNULL) as popen:
+        yield Proc(popen)
 
 
 def health(port: int) -> int:
