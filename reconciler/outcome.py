@@ -18,6 +18,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.reconcile import Action
+
 # The mode of one pass, as logged, recorded in ``calendar.last_mode`` and shown.
 INCREMENTAL = "incremental"
 FULL = "full"
@@ -109,6 +111,20 @@ class Counts:
     skipped_stale: int = 0
     unchanged: int = 0
     bad_events: int = 0
+
+    def count(self, action: Action) -> None:
+        """Tally one decision."""
+        kind = action.change_kind
+        if kind == "created":
+            self.created += 1
+        elif kind == "updated":
+            self.updated += 1
+        elif kind == "deleted":
+            self.deleted += 1
+        elif action is Action.STALE:
+            self.skipped_stale += 1
+        elif action is Action.NOOP:
+            self.unchanged += 1
 
     def add(self, other: Counts) -> None:
         """Add ``other``'s counts to these (a page's into its pass)."""

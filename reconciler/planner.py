@@ -37,7 +37,7 @@ import orjson
 from reconciler.diff import raw_diff
 from reconciler.eventfields import MAX_DEPTH, derive, stored_id
 from reconciler.outcome import Counts
-from reconciler.reconcile import Action, Version, decide, effective_updated
+from reconciler.reconcile import Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
 from reconciler.store.events import EventWrite, dump_raw
 
@@ -57,25 +57,11 @@ class PagePlan:
     writes: list[EventWrite] = field(default_factory=list)
     changes: list[ChangeRecord] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # every valid id on the page, in order
-    versions: dict[str, Version] = field(default_factory=dict)  # stored after applying
     counts: Counts = field(default_factory=Counts)
     max_updated_ms: int | None = None  # newest ``updated`` an item carried
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event id or "", why)
     missing_raw: list[str] = field(default_factory=list)  # updated ids without stored raw JSON
 
-    def count(self, action: Action) -> None:
-        """Tally one decision."""
-        kind, counts = action.change_kind, self.counts
-        if kind == "created":
-            counts.created += 1
-        elif kind == "updated":
-            counts.updated += 1
-        elif kind == "deleted":
-            counts.deleted += 1
-        elif action is Action.STALE:
-            counts.skipped_stale += 1
-        elif action is Action.NOOP:
-            counts.unchanged += 1
 
 
 def valid_item(item: Any) -> bool:
@@ -129,7 +115,7 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
         if action.writes and raw is None:
             _refuse(plan, fields.event_id, seen=True)
             continue
-        plan.count(action)
+        plan.counts.count(action)
         if fields.updated_ms is not None:
             plan.max_updated_ms = max(plan.max_updated_ms or 0, fields.updated_ms)
         if raw is None:
@@ -139,20 +125,18 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
             plan.problems.append((_shown(fields.event_id), "stored with adjusted derived columns: "
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
-        plan.versions[fields.event_id] = new
-        raw_json = raw
-        writes[fields.event_id] = EventWrite(fields, effective, raw_json)
+        writes[fields.event_id] = EventWrite(fields, effective, raw)
         if action.change_kind:
             change = ChangeRecord(stored_id(fields.event_id), action.change_kind, fields.etag)
             if stored_raw is not None and action.change_kind == "updated":
                 before = planned.get(fields.event_id) or stored_raw.get(fields.event_id)
                 if before is not None:
-                    change = _diff_change(change, before, raw_json)
+                    change = _diff_change(change, before, raw)
                 else:
                     plan.missing_raw.append(fields.event_id)
             plan.changes.append(change)
         if stored_raw is not None:
-            planned[fields.event_id] = raw_json
+            planned[fields.event_id] = raw
     plan.writes = list(writes.values())
     return plan
 

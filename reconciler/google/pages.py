@@ -23,8 +23,8 @@ Invariants:
   stored), so one hostile event never fails its page;
 * an item that is not a JSON object is handed on decoded (the planner counts
   it as a bad event); an item that cannot be decoded at all is replaced by
-  None and listed in the page's ``refused_items`` (its raw text), so the
-  planner counts it and the rest of the page is applied.
+  None, which the planner counts as a bad event while the rest of the page is
+  applied.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import msgspec
 # The fields the reconcile rule, the derived columns and the event-type filter read.
 NARROW_FIELDS = ("id", "etag", "status", "updated", "sequence", "summary", "start", "end",
                  "recurringEventId", "originalStartTime", "eventType")
-REFUSED = "refused_items"  # page key: raw text of items that could not be decoded
 
 
 class _Narrow(TypedDict, total=False):
@@ -88,10 +87,6 @@ class RawItem(dict[str, Any]):
         """The whole item, decoded from ``raw``."""
         return _decode_any(self.raw)
 
-    def raw_text(self) -> str:
-        """The stored form: the item's JSON text as sent."""
-        return self.raw.decode("utf-8")
-
 
 def _decode_any(raw: bytes) -> Any:
     # The standard parser: exact for integers beyond 64 bits (orjson and msgspec
@@ -118,21 +113,17 @@ def decode_events_page(content: bytes | str) -> dict[str, Any] | None:
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     items: list[Any] = []
-    refused: list[str] = []
     for raw in envelope.items:
         try:
             items.append(_item(raw))
         except (msgspec.DecodeError, RecursionError, ValueError):
-            refused.append(bytes(raw).decode("utf-8", "replace"))
             items.append(None)
     page: dict[str, Any] = {"items": items}
     for name in ("nextPageToken", "nextSyncToken", "updated", "timeZone", "accessRole"):
         value = getattr(envelope, name)
         if value is not msgspec.UNSET:
             page[name] = value
-    if refused:
-        page[REFUSED] = refused
     return page
 
 
-__all__ = ["NARROW_FIELDS", "REFUSED", "RawItem", "decode_events_page"]
+__all__ = ["NARROW_FIELDS", "RawItem", "decode_events_page"]

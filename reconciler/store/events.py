@@ -135,13 +135,14 @@ def load_page(calendar_pk: int, incoming: Sequence[tuple[str, str]]
 
 
 def _page_sql(kind: str, width: int) -> str:
-    etags = [f"e{i:039d}" for i in range(width)]
-    changed_raw = peewee.Case(None, [(Event.etag.in_(etags), peewee.SQL("NULL"))], Event.raw)
-    return cached_sql(("page", kind, width), lambda: (
-        Event.select(Event.event_key, Event.etag, Event.updated_ms, Event.sequence, Event.status,
-                     changed_raw)
-        .where((Event.calendar == -1)
-               & (Event.event_key.in_([f"k{i:039d}" for i in range(width)])))), 2 * width + 1)
+    def build() -> peewee.Query:  # only on a cache miss
+        etags = [f"e{i:039d}" for i in range(width)]
+        changed_raw = peewee.Case(None, [(Event.etag.in_(etags), peewee.SQL("NULL"))], Event.raw)
+        return (Event.select(Event.event_key, Event.etag, Event.updated_ms, Event.sequence,
+                             Event.status, changed_raw)
+                .where((Event.calendar == -1)
+                       & (Event.event_key.in_([f"k{i:039d}" for i in range(width)]))))
+    return cached_sql(("page", kind, width), build, 2 * width + 1)
 
 
 @map_db_errors()
@@ -242,8 +243,10 @@ def record_versions(calendar_pk: int, writes: Sequence[EventWrite], change_of: d
     events' version ids per chunk, one DELETE per chunk of surplus ids.
     """
     now = _naive(utcnow())
-    rows = [(calendar_pk, w.fields.event_id, key_of(w.fields.event_id),
-             change_of.get(w.fields.event_id), w.raw_json, now) for w in writes]
+    rows = []
+    for w in writes:
+        sid = stored_id(w.fields.event_id)  # the id as every other column stores it (and changes)
+        rows.append((calendar_pk, sid, key_of(w.fields.event_id), change_of.get(sid), w.raw_json, now))
     write_many("version-insert", _VERSION_COLUMNS, _version_insert, rows)
     keys = list(dict.fromkeys(row[2] for row in rows))
     surplus: list[int] = []
@@ -289,7 +292,7 @@ def read_versions(calendar_pk: int, event_id: str) -> list[tuple[int | None, str
 @map_db_errors()
 @retry_conflicts()
 def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
-          started_empty: bool = False, window_start: dt.datetime | None = None,
+          window_start: dt.datetime | None = None,
           event_types: Sequence[str] | None = None) -> list[ChangeRecord]:
     """Tombstone every live row a completed full listing did not hold but could have.
 
@@ -301,11 +304,7 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
     The raw resource stays the last live version (the export shows it with
     status ``cancelled``); ``updated_ms`` moves to the listing's time so an old
     replay of that version cannot resurrect it. Runs in one transaction.
-    ``started_empty``: the calendar had no rows when the leased listing began,
-    so every row is one it wrote and none can be stale: nothing to do.
     """
-    if started_empty:
-        return []
     with write_transaction(database_proxy.obj):
         live = (Event.select(Event.id, Event.event_key, Event.event_id, Event.etag)
                 .where((Event.calendar == calendar_pk) & (Event.status != CANCELLED)))
