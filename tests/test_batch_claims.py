@@ -13,6 +13,7 @@ from freezegun import freeze_time
 
 from reconciler.outcome import Cursor, PassOutcome
 from reconciler.store import calendars, leases
+from reconciler.store.models import Calendar
 
 ME, OTHER = "otherhost:1:aa", "otherhost:2:bb"
 
@@ -29,6 +30,9 @@ def test_a_batch_takes_free_expired_and_own_leases_only(store: peewee.Database) 
         assert set(got) == {free.id, mine.id, expiring.id}
         assert {state.calendar_id for state in got.values()} == {
             "c0@example.com", "c1@example.com", "c3@example.com"}
+        # A batch claim records when the lease began, as a single claim does (status shows it).
+        since = Calendar.get_by_id(free.id).lease_since
+        assert since is not None and since.replace(tzinfo=None) == dt.datetime(2026, 1, 1, 12, 5)
         assert leases.holder_of(held.id) == OTHER
         # Another owner's batch now gets nothing that was taken.
         assert leases.claim_many([free.id, mine.id, held.id, expiring.id], "h:3:cc", 60) == {}

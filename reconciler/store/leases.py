@@ -68,18 +68,20 @@ def _free_expired_or_ours() -> peewee.Expression:
             | (Calendar.lease_owner == slot(0, Calendar.lease_owner)))
 
 
+def _take_lease() -> peewee.Query:
+    """The UPDATE both claims share: slots 0 owner, 1 expiry, 2 now (``lease_since``)."""
+    return Calendar.update(lease_owner=slot(0, Calendar.lease_owner),
+                           lease_expires=slot(1, Calendar.lease_expires),
+                           lease_since=slot(2, Calendar.lease_since))
+
+
 def _build_claim() -> peewee.Query:
-    return (Calendar.update(lease_owner=slot(0, Calendar.lease_owner),
-                            lease_expires=slot(1, Calendar.lease_expires),
-                            lease_since=slot(2, Calendar.lease_since))
-            .where((Calendar.id == slot(3, Calendar.id)) & _free_expired_or_ours()))
+    return _take_lease().where((Calendar.id == slot(3, Calendar.id)) & _free_expired_or_ours())
 
 
 def _build_claim_many(width: int) -> peewee.Query:
     ids = [slot(3 + i, Calendar.id) for i in range(width)]
-    return (Calendar.update(lease_owner=slot(0, Calendar.lease_owner),
-                            lease_expires=slot(1, Calendar.lease_expires))
-            .where(Calendar.id.in_(ids) & _free_expired_or_ours()))
+    return _take_lease().where(Calendar.id.in_(ids) & _free_expired_or_ours())
 
 
 def _build_read_held(width: int) -> peewee.Query:
