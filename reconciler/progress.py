@@ -71,9 +71,6 @@ class CalendarInFlight:
     mode: str = ""
     pages: int = 0
     events: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
     last_line: float = 0.0
 
     def rate(self, now: float) -> float:
@@ -169,9 +166,6 @@ class PassProgress:
             cal.mode = report.mode
             cal.pages = max(cal.pages, report.page)
             cal.events = max(cal.events, report.items)
-            cal.created = max(cal.created, report.created)
-            cal.updated = max(cal.updated, report.updated)
-            cal.deleted = max(cal.deleted, report.deleted)
             snapshot = CalendarInFlight(**vars(cal))
         if new:
             self._shown_started(report.calendar_id)

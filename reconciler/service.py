@@ -128,10 +128,11 @@ class Service:
     # -- construction of API handles ------------------------------------------
 
     def account(self, name: str) -> AccountConfig:
-        for account in self.config.accounts:
-            if account.name == name:
-                return account
-        raise ReconcilerError(f"account {name!r} is not in the config any more")
+        """The config of account ``name`` (a stored row may name one the config dropped)."""
+        try:
+            return self.config.account(name)
+        except KeyError:
+            raise ReconcilerError(f"account {name!r} is not in the config any more") from None
 
     def credentials_for(self, name: str) -> google.auth.credentials.Credentials:
         """Load (once) the credentials of an account; shared by its threads."""
@@ -347,14 +348,7 @@ class Service:
             fresh = self.claim(calendar, lease_wait)
         except LeaseHeld:
             return None
-        outcome = self._sync_claimed(fresh, True, None)
-        if outcome.repaired:
-            log.warning("calendar %s: audit: mirror differed from Google (%d missing, "
-                        "%d outdated, %d stale rows); repaired", calendar.calendar_id,
-                        outcome.created, outcome.updated, outcome.deleted)
-        else:
-            log.info("calendar %s: audit: mirror matches Google", calendar.calendar_id)
-        return outcome
+        return self._sync_claimed(fresh, True, None)
 
     def _sync_claimed(self, fresh: CalendarState, full: bool,
                       next_due: Callable[[], dt.datetime] | None) -> PassOutcome:

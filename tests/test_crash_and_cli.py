@@ -170,6 +170,7 @@ def test_once_verify_fails_when_the_mirror_drifted_and_repairs_it(
     result = run_cli(calendar_emulator, "-c", str(path), "once", "--verify")
     assert result.returncode == 1
     assert "mirror differed" in result.stderr and "1 missing, 1 outdated" in result.stderr
+    assert result.stderr.count("mirror differed") == 1, result.stderr  # reported once, by verify
     assert_mirror_exact(calendar_emulator, TEAM)
     again = run_cli(calendar_emulator, "-c", str(path), "once", "--verify")
     assert again.returncode == 0, again.stderr

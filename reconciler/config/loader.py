@@ -53,6 +53,7 @@ __all__ = [
     "ENV_DATABASE_URL",
     "ENV_EMULATOR_HOST",
     "MAX_DEPTH",
+    "config_dir",
     "config_error",
     "load_config",
     "parse_config",
@@ -287,6 +288,15 @@ def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> Path:
     return _resolve(explicit, env)[0]
 
 
+def config_dir(path: str | Path) -> Path:
+    """The folder relative paths in the config file ``path`` are resolved against.
+
+    Not symlink-resolved: a config reached through a link reads its neighbours
+    beside the link, which is where an operator put them.
+    """
+    return Path(os.path.abspath(path)).parent
+
+
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
@@ -322,7 +332,7 @@ def parse_config(
     path = Path(path)
     source = str(path)
     data = _parse_toml(text, source)
-    config, problems = _build(data, path=path, base_dir=Path(os.path.abspath(path)).parent,
+    config, problems = _build(data, path=path, base_dir=config_dir(path),
                               env=env, require_accounts=True)
     if config is None:
         raise _raise(problems, source)

@@ -35,7 +35,8 @@ from prometheus_client.registry import Collector
 from reconciler.clock import utcnow
 from reconciler.errors import first_line
 from reconciler.outcome import PassOutcome
-from reconciler.store.models import Calendar, database_proxy
+from reconciler.store import close_thread_connection
+from reconciler.store.models import Calendar
 
 log = logging.getLogger("reconciler.daemon.metrics")
 
@@ -207,7 +208,7 @@ class DatabaseProbe:
                 self._result = result
                 self._done = target
                 self._cond.notify_all()
-        _close_thread_connection()
+        close_thread_connection()
 
     @staticmethod
     def _ask() -> _Probe:
@@ -216,7 +217,7 @@ class DatabaseProbe:
                                    peewee.fn.MAX(Calendar.interval))
                    .where(~Calendar.removed).tuples().first())
         except Exception as exc:
-            _close_thread_connection()  # reconnect from scratch next time
+            close_thread_connection()  # reconnect from scratch next time
             return _Probe(False, time.monotonic(), f"database: {first_line(exc)}")
         newest, longest = row if row is not None else (None, None)
         if isinstance(newest, str):  # SQLite without type conversion
@@ -244,15 +245,6 @@ def stale_problem(metrics: Metrics, probe: _Probe, now: dt.datetime,
     if probe.newest_success is not None and (now - probe.newest_success).total_seconds() < limit:
         return None
     return f"no pass has succeeded for {limit}s ({STALE_INTERVALS} intervals)"
-
-
-def _close_thread_connection() -> None:
-    db = database_proxy.obj
-    if db is not None:
-        try:
-            db.close()
-        except Exception:  # in a transaction or already broken: nothing more to do
-            log.debug("metrics: closing this thread's connection failed", exc_info=True)
 
 
 class HealthServer:
@@ -307,7 +299,7 @@ def _make_handler(metrics: Metrics,
             try:
                 self._get()
             finally:
-                _close_thread_connection()  # this thread ends with the request
+                close_thread_connection()  # this thread ends with the request
 
         def _get(self) -> None:
             path = self.path.split("?", 1)[0]

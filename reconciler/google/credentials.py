@@ -40,9 +40,9 @@ import google.oauth2.credentials
 from google.oauth2 import service_account
 
 from reconciler.errors import ConfigError
-from reconciler.google.errors import Identity, refresh_failure
+from reconciler.google.errors import SCOPE, Identity, refresh_failure
 
-SCOPES = ["https://www.googleapis.com/auth/calendar.readonly"]
+SCOPES = [SCOPE]  # the one scope string, also named in error advice
 EMULATOR_TOKEN_PREFIX = "emulator-user:"
 
 log = logging.getLogger("reconciler.credentials")
@@ -159,9 +159,7 @@ class AdvisedServiceAccountCredentials(service_account.Credentials):
         try:
             super().refresh(request)
         except google.auth.exceptions.RefreshError as exc:
-            identity = Identity("service_account", client_email=self.service_account_email,
-                                client_id=self._client_id_for_advice, subject=self._subject)
-            raise refresh_failure(exc, self._account, identity) from exc
+            raise refresh_failure(exc, self._account, identity_of(self)) from exc
 
 
 def identity_of(credentials: google.auth.credentials.Credentials | None) -> Identity:

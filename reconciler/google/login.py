@@ -31,13 +31,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler.config import config_dir, resolve_config_path
 from reconciler.errors import AuthFailed, ConfigError, TransientGoogleError, first_line
 from reconciler.google.credentials import SCOPES, write_secret_file
 
 OpenBrowser = Callable[[str], object]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-DEFAULT_CONFIG = Path("reconciler.toml")
-ENV_CONFIG = "RECONCILER_CONFIG"
 PROMPT = "Open this URL in a browser and allow read access to your calendars:\n{url}"
 NO_BROWSER_PROMPT = (
     "Open this URL in a browser on any machine and allow read access to your calendars:\n{url}\n"
@@ -84,7 +83,7 @@ def account_credentials_path(name: str, config_path: str | None,
     ``./reconciler.toml``); a relative ``credentials`` is relative to the config file.
     """
     env = os.environ if env is None else env
-    chosen = Path(config_path or env.get(ENV_CONFIG) or DEFAULT_CONFIG).expanduser()
+    chosen = resolve_config_path(config_path, env)
     try:
         data = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -103,7 +102,7 @@ def account_credentials_path(name: str, config_path: str | None,
     if not isinstance(raw, str) or not raw:
         raise ConfigError(f"config file {chosen}: account {name} has no `credentials` key; add "
                           f'credentials = "{name}-token.json" to it, or use --output FILE')
-    return (chosen.resolve().parent / Path(raw).expanduser()).absolute()
+    return (config_dir(chosen) / Path(raw).expanduser()).absolute()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -8,6 +8,7 @@ a reader run in the wrong folder must not leave an empty database behind.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import peewee
@@ -47,6 +48,22 @@ def missing_sqlite_file(url: str) -> Path | None:
         return None
     file = Path(path).absolute()
     return None if file.exists() else file
+
+
+def close_thread_connection() -> None:
+    """Close this thread's database connection, whatever its state.
+
+    Peewee keeps one connection per thread: a thread that serves requests
+    (``/metrics``, the watch receiver) ends each with this, or drops a broken
+    connection so that the next request reconnects from scratch.
+    """
+    db = database_proxy.obj
+    if db is not None:
+        try:
+            db.close()
+        except Exception:  # in a transaction or already broken: nothing more to do
+            logging.getLogger("reconciler.store").debug(
+                "closing this thread's database connection failed", exc_info=True)
 
 
 __all__ = ["missing_sqlite_file", "open_store"]

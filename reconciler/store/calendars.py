@@ -316,8 +316,3 @@ def consecutive_failures(calendar_pk: int) -> int:
         Calendar.id == calendar_pk).scalar()
     return int(value or 0)
 
-
-@map_db_errors()
-def ping() -> None:
-    """Ask the database to answer (``/healthz``); raises ``StoreError`` when it cannot."""
-    database_proxy.obj.execute_sql("SELECT 1")

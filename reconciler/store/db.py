@@ -43,7 +43,7 @@ from playhouse.db_url import parseresult_to_dict
 from playhouse.shortcuts import ReconnectMixin
 
 from reconciler.dburl import backend_of, driver_url, redact_url, sqlite_path
-from reconciler.errors import DatabaseUnavailable
+from reconciler.errors import DatabaseUnavailable, first_line
 
 # Peewee's TextField is MySQL TEXT (64 KB); the raw JSON of an event with
 # hundreds of attendees is larger.
@@ -207,10 +207,10 @@ def open_database(url: str) -> peewee.Database:
         db.connect(reuse_if_open=True)
     except peewee.PeeweeException as exc:
         raise DatabaseUnavailable(
-            f"cannot open database {redact_url(url)}: {_first_line(exc)}") from exc
+            f"cannot open database {redact_url(url)}: {first_line(exc.__cause__ or exc)}") from exc
     except Exception as exc:  # driver errors (pymysql, psycopg2) are not Peewee's
         raise DatabaseUnavailable(
-            f"cannot open database {redact_url(url)}: {_first_line(exc)}") from exc
+            f"cannot open database {redact_url(url)}: {first_line(exc.__cause__ or exc)}") from exc
     return db
 
 
@@ -226,12 +226,6 @@ def _make_database(url: str, backend: str, params: dict[str, Any]) -> peewee.Dat
     else:
         cls = ReconnectingPostgresqlDatabase
     return cls(**kwargs)
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause).strip().splitlines()
-    return text[0] if text else type(cause).__name__
 
 
 @contextlib.contextmanager

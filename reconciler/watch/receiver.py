@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from reconciler.config import Config
 from reconciler.errors import ConfigError, StoreError, first_line
 from reconciler.store import calendars as calendar_store
+from reconciler.store import close_thread_connection
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import database_proxy
 from reconciler.watch import channels
@@ -102,7 +103,7 @@ class Receiver:
                 return self._notification(environ, channel_id, number)
         except StoreError as exc:
             log.warning("watch: database error while handling a notification: %s", exc)
-            _reset_connection()
+            close_thread_connection()
             return "503 Service Unavailable", b"database unavailable\n", [("Retry-After", "5")]
 
     def _notification(self, environ: dict[str, Any], channel_id: str,
@@ -161,15 +162,6 @@ def valid_channel_id(channel_id: str) -> bool:
 
 def _norm(path: str) -> str:
     return "/" + path.strip("/") if path.strip("/") else "/"
-
-
-def _reset_connection() -> None:
-    db = database_proxy.obj
-    if db is not None:
-        try:
-            db.close()
-        except Exception:  # already broken; the next request reconnects
-            log.debug("watch: closing the broken database connection failed", exc_info=True)
 
 
 def hook_path(address: str | None) -> str:
