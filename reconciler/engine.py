@@ -136,6 +136,7 @@ class CalendarSync:
         self.api = api
         self.settings = settings
         self.history = history  # [store] history: versions kept per event (0: none)
+        self.event_types = _event_types(settings)  # sorted, or None: every listing sends it
         self._fetcher: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -195,13 +196,13 @@ class CalendarSync:
         if self._fetcher is None:
             self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         page_size = max(1, int(self.settings.page_size))
-        types = _event_types(self.settings)
+        event_types = list(self.event_types) if self.event_types else None
 
         def fetch(page_token: str | None) -> dict[str, Any]:
             return self.api.list_events(calendar_id, sync_token=sync_token,
                                         page_token=page_token, updated_min=updated_min,
                                         max_results=page_size, time_min=time_min,
-                                        event_types=list(types) if types else None)
+                                        event_types=event_types)
 
         tokens: set[str] = set()  # page tokens handed out in this listing
         count = 0
@@ -258,7 +259,7 @@ class _Run:
         self.keep_lease = keep_lease
         self.on_page = on_page
         self.tally = _Tally(state)
-        types = _event_types(engine.settings)
+        types = engine.event_types
         self.event_types_json = json.dumps(list(types)) if types else None
 
     def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -283,7 +284,7 @@ class _Run:
         tally.started_empty = not has_rows(self.state.pk)
         days = getattr(self.engine.settings, "history_days", None)
         window = from_millis(now_ms() - int(days) * 86_400_000) if days else None
-        types = _event_types(self.engine.settings)
+        types = self.engine.event_types
         last: dict[str, Any] = {}
         for page in self._pages(time_min=format_rfc3339(window) if window else None):
             self.apply(page)
@@ -333,8 +334,8 @@ class _Run:
             tally.listing_updated_ms = max(tally.listing_updated_ms or 0, listing_ms)
             tally.max_server_ms = max(tally.max_server_ms or 0, listing_ms)
         if items:
-            ids = page_ids(items)
             if tally.started_empty:
+                ids = page_ids(items)
                 # Under our lease the calendar's only rows are the ones this listing
                 # wrote: only an id repeated from an earlier page can have one.
                 assert tally.seen is not None

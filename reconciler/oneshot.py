@@ -39,10 +39,8 @@ log = logging.getLogger("reconciler.once")
 
 def _account_of(failure: Failure) -> tuple[str | None, str | None]:
     """(calendar, account) of a failure whose subject is a calendar or ``account NAME``."""
-    if failure.subject.startswith("account "):
-        name = failure.subject[len("account "):].split(" ", 1)[0]
-        return None, name
-    return failure.subject, failure.account
+    calendar = None if failure.subject.startswith("account ") else failure.subject
+    return calendar, failure.account
 
 
 def report_failures(report: PassReport, log_format: str = "text") -> None:

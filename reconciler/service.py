@@ -67,7 +67,7 @@ class Failure:
     subject: str  # calendar id or "account NAME"
     message: str
     kind: str
-    account: str | None = None  # the account, when the subject is a calendar
+    account: str | None = None  # the account the failure belongs to
 
 
 class PassObserver(Protocol):
@@ -202,7 +202,7 @@ class Service:
                     try:
                         calendar_id = self._primary_id(account.name)
                     except ReconcilerError as exc:
-                        failures.append(self._failure(f"account {account.name}", exc))
+                        failures.append(self._failure(f"account {account.name}", exc, account.name))
                         continue
                 interval = entry.interval or account.interval
                 seen_by.append((calendar_id, account.name, interval, "config", None))
@@ -218,7 +218,8 @@ class Service:
                     discovered_ok.add(account.name)
                 except ReconcilerError as exc:
                     self._note_account_failure(account.name, exc)
-                    failures.append(self._failure(f"account {account.name} (calendarList)", exc))
+                    failures.append(self._failure(f"account {account.name} (calendarList)", exc,
+                                                  account.name))
                     visible = discovery.visible_calendars(account.name)
                 for item in visible:
                     seen_by.append((item.calendar_id, account.name, account.interval, "discover",
@@ -364,11 +365,11 @@ class Service:
             except ReconcilerError as exc:
                 self._record_failure(fresh, exc)
                 raise
-            except Exception as exc:  # a bug: recorded like any failure, never silent
+            except Exception as exc:  # a bug: traceback logged once, then a failure like any other
                 log.error("calendar %s: unexpected error", fresh.calendar_id, exc_info=True)
-                self._record_failure(fresh, ReconcilerError(
-                    f"internal error: {type(exc).__name__}: {first_line(exc)}"))
-                raise
+                error = ReconcilerError(f"internal error: {type(exc).__name__}: {first_line(exc)}")
+                self._record_failure(fresh, error)
+                raise error from exc
             calendars.record_success(fresh, self.owner, outcome,
                                      next_due() if next_due is not None else None)
             released = True
@@ -420,11 +421,11 @@ class Service:
         self._accounts_ok.add(account)
 
     @staticmethod
-    def _failure(subject: str, exc: BaseException) -> Failure:
+    def _failure(subject: str, exc: BaseException, account: str) -> Failure:
         message = str(exc)
         if message.startswith(f"{subject}: "):  # the error already names the account
             message = message[len(subject) + 2:]
-        return Failure(subject, message, type(exc).__name__)
+        return Failure(subject, message, type(exc).__name__, account)
 
     def check_credentials(self) -> None:
         """Load every account's credentials now (no network): a missing or malformed
