@@ -449,10 +449,9 @@ class Service:
         report = PassReport()
         lock = threading.Lock()
 
-        def one(row: CalendarState | Calendar) -> None:
+        def one(state: CalendarState) -> None:
             if self.stopping.is_set():
                 return
-            state = _state(row)
             if observer is not None:
                 observer.calendar_started(state.calendar_id, state.account)
             try:
@@ -487,31 +486,30 @@ class Service:
         # a claimed calendar waits for a worker at most one batch's time.
         ahead = threading.Semaphore(2 * workers)
 
-        def run_one(row: CalendarState | Calendar) -> None:
+        def run_one(state: CalendarState) -> None:
             try:
-                one(row)
+                one(state)
             finally:
                 ahead.release()
 
-        rows = list(rows)
-        submitted: list[tuple[CalendarState | Calendar, Future[None]]] = []
-        for start in range(0, len(rows), workers):
+        states = [_state(row) for row in rows]  # converted once
+        submitted: list[tuple[CalendarState, Future[None]]] = []
+        for start in range(0, len(states), workers):
             if self.stopping.is_set():
                 break
-            chunk = rows[start:start + workers]
+            chunk = states[start:start + workers]
             for _ in chunk:
                 ahead.acquire()
-            self._claim_batch([_state(row) for row in chunk])
-            submitted += [(row, pool.submit(run_one, row)) for row in chunk]
-        for row, future in submitted:
+            self._claim_batch(chunk)
+            submitted += [(state, pool.submit(run_one, state)) for state in chunk]
+        for state, future in submitted:
             try:
                 future.result()
             except Exception as exc:  # never stop the other calendars of the pass
-                state = _state(row)
                 report.failures.append(Failure(state.calendar_id,
                                                f"internal error: {first_line(exc)}",
                                                type(exc).__name__, state.account))
-        self._release_unused([_state(row).pk for row, _ in submitted])
+        self._release_unused([state.pk for state, _ in submitted])
         return report
 
     def _claim_batch(self, states: list[CalendarState]) -> None:

@@ -83,7 +83,7 @@ class Metrics:
         self.last_pass: float | None = None  # monotonic time of this process's last success
         self.default_interval = default_interval or (lambda: 300)
         if owners is not None:
-            r.register(_StoreCollector(owners, default_interval or (lambda: 300)))
+            r.register(_StoreCollector(owners, self.default_interval))
 
     def record_pass(self, result: PassOutcome) -> None:
         """Count one successful pass and the changes it applied."""
@@ -158,7 +158,6 @@ class _StoreCollector(Collector):
 @dataclass(slots=True)
 class _Probe:
     ok: bool
-    at: float
     problem: str = ""
     newest_success: dt.datetime | None = None
     longest_interval: int | None = None
@@ -193,7 +192,7 @@ class DatabaseProbe:
                                 timeout=self.timeout)
             if self._done >= ticket and self._result is not None:
                 return self._result
-        return _Probe(False, time.monotonic(),
+        return _Probe(False,
                       f"database: not answering within {self.timeout:.0f}s")
 
     def _run(self) -> None:
@@ -218,11 +217,11 @@ class DatabaseProbe:
                    .where(~Calendar.removed).tuples().first())
         except Exception as exc:
             close_thread_connection()  # reconnect from scratch next time
-            return _Probe(False, time.monotonic(), f"database: {first_line(exc)}")
+            return _Probe(False, f"database: {first_line(exc)}")
         newest, longest = row if row is not None else (None, None)
         if isinstance(newest, str):  # SQLite without type conversion
             newest = dt.datetime.fromisoformat(newest)
-        return _Probe(True, time.monotonic(), newest_success=newest,
+        return _Probe(True, newest_success=newest,
                       longest_interval=int(longest) if longest else None)
 
     def close(self) -> None:
