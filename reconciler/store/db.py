@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,8 @@ MYSQL_FIELD_TYPES = {"LONGTEXT": "LONGTEXT"}
 # Bounds on every wait for a database server (seconds). A pass whose server
 # stops answering fails after READ_TIMEOUT and is retried with backoff.
 CONNECT_TIMEOUT = 5
+# SQLite: how long opening a file waits for processes opening it at the same time.
+OPEN_PATIENCE = 30.0
 READ_TIMEOUT = 30
 WRITE_TIMEOUT = 30
 # PostgreSQL: libpq has no read time-out; keepalives and tcp_user_timeout find
@@ -140,6 +144,23 @@ class PrivateSqliteDatabase(peewee.SqliteDatabase):
     _umask_lock = threading.Lock()
 
     def connect(self, reuse_if_open: bool = False) -> bool:
+        deadline = time.monotonic() + OPEN_PATIENCE
+        delay = 0.02
+        while True:
+            try:
+                return self._connect_private(reuse_if_open)
+            except peewee.OperationalError as exc:
+                # Switching a new file to WAL needs an exclusive lock, and SQLite
+                # answers "locked" at once (no busy handler) when processes
+                # opening together collide: wait a moment and try again.
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                if not self.is_closed():
+                    self.close()
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    def _connect_private(self, reuse_if_open: bool) -> bool:
         with PrivateSqliteDatabase._umask_lock:
             old = os.umask(0o077)
             try:
@@ -177,9 +198,9 @@ def open_database(url: str) -> peewee.Database:
                 raise DatabaseUnavailable(
                     f"database {redact_url(url)}: directory {parent} does not exist")
         params = {
-            "pragmas": {
-                "journal_mode": "wal",
+            "pragmas": {  # in order: the busy timeout applies to the WAL switch
                 "busy_timeout": 30_000,
+                "journal_mode": "wal",
                 "synchronous": "normal",
                 "foreign_keys": 1,
             },
