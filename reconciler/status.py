@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import peewee
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +38,7 @@ from rich.table import Table
 from reconciler.clock import utcnow
 from reconciler.config import Config
 from reconciler.store.dberrors import map_db_errors
-from reconciler.store.models import Account, AccountCalendar, Calendar, Channel, Event
+from reconciler.store.models import Account, AccountCalendar, Calendar, Channel, Event, fn
 
 FAILING_STATES = ("needs_reauth", "failing", "gone")
 STATES = ("ok", "never_synced", "failing", "needs_reauth", "gone", "removed", "stale")
@@ -56,7 +55,7 @@ def _age(then: dt.datetime | None, now: dt.datetime) -> float | None:
 def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]:
     """One dict per mirrored calendar (removed ones included, marked), ordered by account, id."""
     now = now or utcnow()
-    counts = dict(Event.select(Event.calendar, peewee.fn.COUNT(Event.id))
+    counts = dict(Event.select(Event.calendar, fn.COUNT(Event.id))
                   .where(Event.status != "cancelled").group_by(Event.calendar).tuples())
     accounts = {a.name: a for a in Account.select()}
     listed = {(r.account, r.calendar_id): r.summary for r in

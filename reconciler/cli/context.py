@@ -20,15 +20,17 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import peewee
 
 from reconciler.config import Config, load_config
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logsetup import configure_logging, make_formatter
 from reconciler.store import open_store
+
+if TYPE_CHECKING:
+    import peewee
 
 EXIT_OK = 0
 EXIT_FAILED = 1

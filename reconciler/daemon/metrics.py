@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import peewee
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -36,7 +35,7 @@ from reconciler.clock import utcnow
 from reconciler.errors import first_line
 from reconciler.outcome import PassOutcome
 from reconciler.store import close_thread_connection
-from reconciler.store.models import Calendar
+from reconciler.store.models import Calendar, fn
 
 log = logging.getLogger("reconciler.daemon.metrics")
 
@@ -212,8 +211,8 @@ class DatabaseProbe:
     @staticmethod
     def _ask() -> _Probe:
         try:
-            row = (Calendar.select(peewee.fn.MAX(Calendar.last_success),
-                                   peewee.fn.MAX(Calendar.interval))
+            row = (Calendar.select(fn.MAX(Calendar.last_success),
+                                   fn.MAX(Calendar.interval))
                    .where(~Calendar.removed).tuples().first())
         except Exception as exc:
             close_thread_connection()  # reconnect from scratch next time

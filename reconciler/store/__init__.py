@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-import peewee
+from typing import TYPE_CHECKING
 
 from reconciler.errors import StoreError
+from reconciler.store import _drivers  # noqa: F401  (first: Peewee without eager drivers)
 from reconciler.store.db import open_database
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.migrate import migrate
 from reconciler.store.models import database_proxy
+
+if TYPE_CHECKING:
+    import peewee
 
 
 @map_db_errors()

@@ -46,6 +46,7 @@ from playhouse.shortcuts import ReconnectMixin
 
 from reconciler.dburl import backend_of, driver_url, redact_url, sqlite_path
 from reconciler.errors import DatabaseUnavailable, first_line
+from reconciler.store._drivers import load_driver
 
 # Peewee's TextField is MySQL TEXT (64 KB); the raw JSON of an event with
 # hundreds of attendees is larger.
@@ -224,6 +225,7 @@ def open_database(url: str) -> peewee.Database:
             f"database url {redact_url(url)}: unsupported scheme {scheme!r} "
             "(use sqlite:///, mysql:// or postgresql://)")
     try:
+        load_driver(backend)
         db = _make_database(driver_url(url), backend, params)
         db.connect(reuse_if_open=True)
     except peewee.PeeweeException as exc:

@@ -40,6 +40,7 @@ from typing import ParamSpec, TypeVar
 import peewee
 
 from reconciler.errors import DatabaseUnavailable, StoreError, first_line
+from reconciler.store._drivers import on_driver_errors
 from reconciler.store.models import database_proxy
 
 log = logging.getLogger("reconciler.store")
@@ -74,22 +75,18 @@ _SQLITE_READONLY = 8
 _SQLITE_FULL = 13
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (peewee.PeeweeException, sqlite3.Error)
-try:  # optional drivers: only the ones installed can raise
-    import pymysql
-
-    DRIVER_ERRORS += (pymysql.err.Error,)
-except ImportError:  # pragma: no cover - PyMySQL is a dependency
-    pass
-try:
-    import psycopg2
-
-    DRIVER_ERRORS += (psycopg2.Error,)
-except ImportError:  # pragma: no cover - psycopg2 is a dependency
-    pass
-
-
 # What a retried function may raise: driver errors, and ours made from them.
 _CAUGHT: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, StoreError)
+
+
+def _add_driver_errors(errors: tuple[type[BaseException], ...]) -> None:
+    """A driver was loaded (``_drivers.load_driver``): its errors are database errors too."""
+    global DRIVER_ERRORS, _CAUGHT
+    DRIVER_ERRORS = (*DRIVER_ERRORS, *(e for e in errors if e not in DRIVER_ERRORS))
+    _CAUGHT = (*DRIVER_ERRORS, StoreError)
+
+
+on_driver_errors(_add_driver_errors)
 
 
 def _original(exc: BaseException) -> BaseException:

@@ -18,6 +18,9 @@ import hashlib
 import peewee
 
 database_proxy = peewee.DatabaseProxy()
+# SQL functions (``fn.COUNT``) for queries outside the store package, which take
+# Peewee's names from here (see ``_drivers``: Peewee is imported by the store first).
+fn = peewee.fn
 
 
 def key_of(identifier: str) -> str:
