@@ -330,7 +330,8 @@ def main() -> None:
                         help="fleet: uniform 0..J ms added per request (default 20)")
     parser.add_argument("--contenders", default="",
                         help="fleet: comma-separated subset of " + ",".join(
-                            ["project-default", "project-tuned", "raw-seq", "raw-pool", "gcal"]))
+                            ["project-default", "project-tuned", "project-warm", "raw-seq", "raw-pool",
+                             "gcal"]))
     args = parser.parse_args()
     sizes = dict(QUICK if args.quick else FULL)
     if args.fleet:
