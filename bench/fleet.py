@@ -136,6 +136,20 @@ class RawFleet:
         self.tokens: dict[str, str] = {}
         threads = int(spec["threads"])
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        # Build every thread's client now, before any timed pass: the project's
+        # warm worker builds its API handles before its first pass too, so the
+        # first sync compares syncing, not set-up. The barrier makes each of the
+        # ``threads`` tasks run on its own thread.
+        if self.pool is None:
+            self._events()
+        else:
+            barrier = threading.Barrier(threads)
+
+            def warm(_: int) -> None:
+                self._events()
+                barrier.wait()
+
+            list(self.pool.map(warm, range(threads)))
 
     def _events(self) -> Any:
         events = getattr(self.local, "events", None)

@@ -30,7 +30,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -99,6 +99,47 @@ class SyncSettings(Protocol):
 LeaseKeeper = Callable[[], None]
 
 
+class WrittenIds:
+    """The ids a full listing of an empty calendar has written so far, with no false negatives.
+
+    A listing can return an id twice (an event edited while it is paged); on a
+    calendar that started empty only such a repeat has a stored row to load.
+    Up to ``EXACT_LIMIT`` ids this is a set; past it, one bit per hash bucket
+    (1 MiB, however many ids), where a set of every id costs ~12 MB at 100,000
+    events. A false positive only adds that id to the page's one lookup of
+    stored versions, which finds no row, so the item is planned as new: the
+    outcome is the same, never a lost or doubled row.
+    """
+
+    EXACT_LIMIT = 20_000
+    BUCKETS = 1 << 23
+
+    __slots__ = ("_bits", "_ids", "_limit")
+
+    def __init__(self, exact_limit: int | None = None) -> None:
+        self._limit = self.EXACT_LIMIT if exact_limit is None else exact_limit
+        self._ids: set[str] | None = set()
+        self._bits = bytearray()
+
+    def add_all(self, ids: Iterable[str]) -> None:
+        if self._ids is not None:
+            self._ids.update(ids)
+            if len(self._ids) <= self._limit:
+                return
+            ids, self._ids = self._ids, None
+            self._bits = bytearray(self.BUCKETS >> 3)
+        bits, mask = self._bits, self.BUCKETS - 1
+        for event_id in ids:
+            bucket = hash(event_id) & mask
+            bits[bucket >> 3] |= 1 << (bucket & 7)
+
+    def __contains__(self, event_id: str) -> bool:
+        if self._ids is not None:
+            return event_id in self._ids
+        bucket = hash(event_id) & (self.BUCKETS - 1)
+        return bool(self._bits[bucket >> 3] & (1 << (bucket & 7)))
+
+
 @dataclass(slots=True)
 class _Tally:
     """What a pass accumulates across its pages (mutable; frozen into the outcome)."""
@@ -109,8 +150,9 @@ class _Tally:
     pages: int = 0
     items: int = 0
     counts: Counts = field(default_factory=Counts)
-    seen: set[str] | None = None  # ids seen, for mark-and-sweep (full listings only)
-    started_empty: bool = False  # full listing of a calendar with no rows: nothing to load or sweep
+    full: bool = False  # a full listing: authoritative for every row it could hold
+    seen: set[str] | None = None  # ids seen, for mark-and-sweep (full listings of stored rows)
+    written: WrittenIds | None = None  # full listing of a calendar with no rows: nothing to sweep
     max_server_ms: int | None = None
     listing_updated_ms: int | None = None
     cursor: Cursor = field(default_factory=Cursor)
@@ -280,8 +322,11 @@ class _Run:
     def full_pass(self, reason: str) -> None:
         tally = self.tally
         tally.restart(FULL, reason)
-        tally.seen = set()
-        tally.started_empty = not has_rows(self.state.pk)
+        tally.full = True
+        if has_rows(self.state.pk):
+            tally.seen, tally.written = set(), None
+        else:
+            tally.seen, tally.written = None, WrittenIds()
         days = getattr(self.engine.settings, "history_days", None)
         window = from_millis(now_ms() - int(days) * 86_400_000) if days else None
         types = self.engine.event_types
@@ -289,7 +334,7 @@ class _Run:
         for page in self._pages(time_min=format_rfc3339(window) if window else None):
             self.apply(page)
             last = page
-        if not tally.started_empty:
+        if tally.seen is not None:
             listing_ms = tally.listing_updated_ms or now_ms()
             # Only rows this listing could have returned: inside the window, of a listed type.
             removed = sweep(self.state.pk, tally.seen, listing_ms, window_start=window,
@@ -334,24 +379,26 @@ class _Run:
             tally.listing_updated_ms = max(tally.listing_updated_ms or 0, listing_ms)
             tally.max_server_ms = max(tally.max_server_ms or 0, listing_ms)
         if items:
-            if tally.started_empty:
+            written = tally.written
+            if written is not None:
                 ids = page_ids(items)
                 # Under our lease the calendar's only rows are the ones this listing
                 # wrote: only an id repeated from an earlier page can have one.
-                assert tally.seen is not None
-                stored = load_versions(self.state.pk, [i for i in ids if i in tally.seen])
+                stored = load_versions(self.state.pk, [i for i in ids if i in written])
                 raws: dict[str, str] = {}
             else:
                 # One read per page: versions, plus raw JSON of the rows that change.
                 stored, raws = load_page(self.state.pk, _page_etags(items))
             listing_at = Listing(listing_ms, now_ms())
-            authoritative = tally.seen is not None
+            authoritative = tally.full
             plan = plan_page(stored, items, listing_at, authoritative, raws)
             if plan.missing_raw:  # a stored etag equal to another item's: rare
                 raws.update(load_raw(self.state.pk, plan.missing_raw))
                 plan = plan_page(stored, items, listing_at, authoritative, raws)
             if tally.seen is not None:
                 tally.seen.update(plan.ids)
+            elif tally.written is not None:
+                tally.written.add_all(plan.ids)
             for event_id, problem in plan.problems:
                 # Rate-limited per calendar: a hostile event re-listed on every
                 # pass is logged once an hour, not once a pass (it is also counted).
