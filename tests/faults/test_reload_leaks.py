@@ -2,8 +2,10 @@
 
 Measured with psutil on the subprocess (the same code as ``bench/soak.py``):
 after a warm-up (every calendar polled, the first reloads done) the number
-of open descriptors may move by a few (a poll's connection open or not at
-the moment of sampling), never grow with the reload count. RSS is checked
+of open descriptors other than TCP sockets (a poll's connection is open or
+not at the moment of sampling; CI once saw 21-26 with 0-3 of them open) may
+move by a few (a pass thread started late opens its own database handle),
+never grow with the reload count. RSS is checked
 for a bounded total, not per reload: allocators do not give memory back
 page by page.
 """
@@ -44,7 +46,11 @@ def test_100_reloads_leave_fds_and_rss_flat(calendar_emulator: Emulator, tmp_pat
     with capsys.disabled():
         print()
         print_table(samples)
-    fds = [s.fds for s in samples]
-    assert max(fds) - min(fds) <= FD_TOLERANCE, fds
+    # A poll's TCP connection may be open at the moment of sampling or not: count
+    # descriptors without those, so the check sees growth, not polls in flight.
+    fds = [s.fds - s.tcp for s in samples]
+    assert max(fds) - min(fds) <= FD_TOLERANCE, [(s.fds, s.tcp) for s in samples]
+    # ... and the sockets themselves stay bounded by the polls that can be in flight.
+    assert max(s.tcp for s in samples) <= 2 * len(calendars), [s.tcp for s in samples]
     assert samples[-1].rss_mb - samples[0].rss_mb < RSS_TOLERANCE_MB, [s.rss_mb for s in samples]
     assert "Traceback" not in watch.text()
