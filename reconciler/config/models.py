@@ -26,8 +26,8 @@ Rules that relate several keys (watch needs an address when enabled, account
 names are unique, ...) are pure functions in :mod:`reconciler.config.rules`.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the field types are built once at
+# import, so the validator's ``get_type_hints`` need not eval strings at load time.
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
