@@ -159,8 +159,8 @@ class DatabaseConfig:
         Text,
         Check(_database_url),
         Meta(description="Database URL: sqlite:///file.db (relative to this file's folder), "
-                          "sqlite:////abs/path.db, mysql://user:pass@host:3306/name or "
-                          "postgresql://user:pass@host:5432/name."),
+                         "sqlite:////abs/path.db, mysql://user:pass@host:3306/name or "
+                         "postgresql://user:pass@host:5432/name."),
     ] = "sqlite:///reconciler.db"
 
     def __repr__(self) -> str:
@@ -211,7 +211,7 @@ class GoogleConfig:
     api_endpoint: Annotated[
         Annotated[Str, Check(_api_endpoint)] | None,
         Meta(description="Send every Calendar API call here instead of Google "
-                          "(e.g. http://127.0.0.1:8085/calendar/v3/ for the emulator)."),
+                         "(e.g. http://127.0.0.1:8085/calendar/v3/ for the emulator)."),
     ] = None
     timeout: Annotated[
         Float, Meta(gt=0, le=HOUR, description="Seconds to wait for one HTTP response."),
@@ -219,7 +219,7 @@ class GoogleConfig:
     ] = 60.0
     max_retry_seconds: Annotated[
         Float, Meta(ge=0, le=DAY,
-                     description="Give up retrying one request after this many seconds."),
+                    description="Give up retrying one request after this many seconds."),
         SECONDS,
     ] = 120.0
     retries: Annotated[
@@ -242,12 +242,12 @@ class SyncConfig:
     mode: Annotated[
         SyncMode,
         Meta(description="sync_token: incremental with sync tokens; updated_min: by "
-                          "modification time."),
+                         "modification time."),
     ] = "sync_token"
     interval: Annotated[
         Seconds,
         Meta(ge=1, le=MAX_INTERVAL,
-              description="Seconds between the starts of two polls of one calendar."),
+             description="Seconds between the starts of two polls of one calendar."),
     ] = 300
     page_size: Annotated[
         Int, Meta(ge=1, le=2500, description="Events requested per events.list page."),
@@ -261,34 +261,34 @@ class SyncConfig:
     lease_time: Annotated[
         Seconds,
         Meta(ge=5, le=HOUR,
-              description="Seconds a calendar's lease is held; renewed during long syncs."),
+             description="Seconds a calendar's lease is held; renewed during long syncs."),
     ] = 60
     updated_min_overlap: Annotated[
         Seconds,
         Meta(ge=0, le=DAY,
-              description="mode = updated_min: seconds subtracted from the last seen "
-                          "server time."),
+             description="mode = updated_min: seconds subtracted from the last seen "
+                         "server time."),
     ] = 60
     updated_min_full_after: Annotated[
         Seconds,
         Meta(ge=1, le=MAX_LONG_SPAN,
-              description="mode = updated_min: full listing when the cursor is older "
-                          "than this."),
+             description="mode = updated_min: full listing when the cursor is older "
+                         "than this."),
     ] = 21 * DAY
     audit_interval: Annotated[
         Seconds, Hint("0 disables audits"),
         Meta(ge=0, le=MAX_LONG_SPAN,
-              description="Seconds between full audit listings of a calendar; 0 disables."),
+             description="Seconds between full audit listings of a calendar; 0 disables."),
     ] = 7 * DAY
     jitter: Annotated[
         Float, Meta(ge=0, le=1, description="Fraction of the interval over which first "
-                                              "passes are spread."),
+                                             "passes are spread."),
         Unit("fraction of the interval"),
     ] = 0.1
     backoff_max: Annotated[
         Seconds,
         Meta(ge=1, le=MAX_INTERVAL,
-              description="Upper bound of the back-off after consecutive failures."),
+             description="Upper bound of the back-off after consecutive failures."),
     ] = HOUR
     purge_removed: Annotated[
         Bool, Meta(description="Delete rows of calendars that left calendarList."),
@@ -296,12 +296,12 @@ class SyncConfig:
     history_days: Annotated[
         Annotated[Int, Meta(ge=1, le=36_500)] | None, Unit("days"),
         Meta(description="Full listings send timeMin = now - this many days (events that "
-                          "ended earlier are not fetched); unset: every event."),
+                         "ended earlier are not fetched); unset: every event."),
     ] = None
     event_types: Annotated[
         Annotated[tuple[EventType, ...], Meta(min_length=1, max_length=6)] | None,
         Meta(description="eventTypes sent on every listing (only these types are mirrored); "
-                          "unset: every type. Changing it forces a full listing."),
+                         "unset: every type. Changing it forces a full listing."),
     ] = None
 
 
@@ -315,8 +315,8 @@ class StoreConfig:
     history: Annotated[
         Int, Hint("0 keeps no history"),
         Meta(ge=0, le=1000,
-              description="Versions of each event kept in event_version (the last N, "
-                          "pruned in the same transaction); 0 keeps none."),
+             description="Versions of each event kept in event_version (the last N, "
+                         "pruned in the same transaction); 0 keeps none."),
     ] = 0
 
 
@@ -441,7 +441,7 @@ class AccountConfig:
     credentials: Annotated[
         Path | None, Before(_not_blank_path),
         Meta(description="Service-account key or authorized-user token file "
-                                       "(relative to this file's folder)."),
+                         "(relative to this file's folder)."),
     ] = None
     subject: Annotated[
         Annotated[Str, Check(_subject)] | None,
@@ -450,7 +450,7 @@ class AccountConfig:
     calendars: Annotated[
         tuple[CalendarEntry, ...],
         Meta(max_length=100_000,
-              description='Calendar ids, or tables {id = "...", interval = N}.'),
+             description='Calendar ids, or tables {id = "...", interval = N}.'),
     ] = ()
     discover: Annotated[
         Bool, Meta(description="Also mirror every calendar in the account's calendarList."),
