@@ -6,9 +6,12 @@ setting stops the process at start-up (exit status 2) with one line per
 problem naming the file and the key, instead of failing minutes later inside a
 sync pass.
 
-* :mod:`.models`: the models (pydantic v2 dataclasses) with every key's type,
+* :mod:`.models`: the models (frozen stdlib dataclasses whose ``Annotated``
+  types carry ``msgspec.Meta`` bounds and descriptions) with every key's type,
   bounds and description; ``config.schema.json`` is generated from them
   (``python -m reconciler.config --schema``).
+* :mod:`.validate`: checks a TOML table against a model and collects every
+  error (msgspec checks each value; it alone would stop at the first).
 * :mod:`.rules`: pure rules that relate several keys.
 * :mod:`.problems`: validation errors in the user's words, one line each.
 * :mod:`.loader`: which file, reading, environment overrides, paths.

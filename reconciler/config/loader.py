@@ -27,10 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import TypeAdapter, ValidationError
-
 from reconciler import dburl
-from reconciler.config import rules
+from reconciler.config import rules, validate
 from reconciler.config.models import (
     AccountConfig,
     Config,
@@ -43,7 +41,7 @@ from reconciler.config.models import (
     SyncConfig,
     WatchConfig,
 )
-from reconciler.config.problems import Loc, Problem, describe, format_key, from_validation_error
+from reconciler.config.problems import Loc, Problem, describe, format_key, from_errors
 from reconciler.config.problems import unknown_key as unknown_key_message
 from reconciler.errors import ConfigError
 
@@ -74,9 +72,6 @@ _SECTIONS: dict[str, type] = {
     "quota": QuotaConfig,
     "watch": WatchConfig,
     "metrics": MetricsConfig,
-}
-_ADAPTERS: dict[type, TypeAdapter[Any]] = {
-    cls: TypeAdapter(cls) for cls in (*_SECTIONS.values(), AccountConfig)
 }
 
 
@@ -119,15 +114,12 @@ class _Checked(NamedTuple):
 def _validate(cls: type, raw: Mapping[str, Any], prefix: Loc) -> _Checked:
     """Validate one table; on failure also build a partial model (bad keys left at
     their defaults) so the cross-key rules can still report their problems."""
-    try:
-        return _Checked(_ADAPTERS[cls].validate_python(raw), [], [])
-    except ValidationError as exc:
-        problems = from_validation_error(cls, exc, prefix)
-        bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
-    try:
-        partial = _ADAPTERS[cls].validate_python({k: v for k, v in raw.items() if k not in bad})
-    except ValidationError:
-        partial = None
+    model, errors = validate.check(cls, raw)
+    if not errors:
+        return _Checked(model, [], [])
+    problems = from_errors(cls, errors, prefix)
+    bad = {err.loc[0] for err in errors if err.loc}
+    partial, _ = validate.check(cls, {k: v for k, v in raw.items() if k not in bad})
     known = {f.name for f in dataclasses.fields(cls)}
     return _Checked(partial, problems, [(*prefix, key) for key in bad if key in known])
 

@@ -1,9 +1,14 @@
-"""The configuration as typed, frozen models (pydantic v2 dataclasses).
+"""The configuration as typed, frozen models (stdlib dataclasses, msgspec constraints).
 
 These classes are both the validated objects the rest of the service reads
-(``config.sync.interval``) and the declaration of the TOML file: pydantic
-checks types, ranges and unknown keys from them, and ``config.schema.json`` is
-generated from them (see :func:`json_schema`).
+(``config.sync.interval``) and the declaration of the TOML file: each field's
+``Annotated`` type carries its bounds and description as :class:`msgspec.Meta`
+and its own checks as :class:`Check` / :class:`Before`;
+:mod:`reconciler.config.validate` checks types, ranges and unknown keys from
+them (every problem at once), and ``config.schema.json`` is generated from them
+by :func:`msgspec.json.schema` (see :func:`json_schema`). Nothing here is
+validated on construction: a model built in code is trusted, one read from a
+file comes from the validator.
 
 Invariants:
 
@@ -11,8 +16,8 @@ Invariants:
   (``interval = 1e30``) overflows a ``datetime`` or a timer later; floats must be
   finite.
 * Types are strict (TOML has types: ``interval = "300"`` or ``2.5`` is a
-  mistake, not something to coerce); only ``credentials`` accepts a string for
-  its ``Path``.
+  mistake, not something to coerce; an integer is accepted for a float); only
+  ``credentials`` accepts a string for its ``Path``.
 * Instances are frozen; ``dataclasses.replace`` works on them.
 * Secrets (``watch.secret``) are kept out of ``repr()``; a database URL's
   password too.
@@ -21,20 +26,22 @@ Rules that relate several keys (watch needs an address when enabled, account
 names are unique, ...) are pure functions in :mod:`reconciler.config.rules`.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the field types are built once at
+# import, so the validator's ``get_type_hints`` need not eval strings at load time.
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, TypeAdapter
-from pydantic.dataclasses import dataclass
+from msgspec import Meta
 
 from reconciler import dburl
 
 __all__ = [
     "AccountConfig",
+    "Before",
     "CalendarConfig",
+    "Check",
     "Config",
     "ConfigFile",
     "DatabaseBackend",
@@ -85,9 +92,27 @@ class Secret:
     """Field metadata: never show this field's value in a message."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """Field metadata: a check run on the converted value once its type and bounds
+    hold; ``fn`` returns the value to keep (possibly normalised) or raises
+    ``ValueError`` whose text is the problem's message."""
+
+    fn: Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Before:
+    """Field metadata: run on the raw TOML value before its type is checked;
+    ``fn`` returns what to validate instead (possibly the value itself) or raises
+    ``ValueError``. ``accepts``: the extra input type, for the JSON Schema."""
+
+    fn: Callable[[Any], Any]
+    accepts: Any = None
+
+
 SECONDS = Unit("seconds")
 PER_MINUTE = Unit("requests per minute")
-_MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=False)
 
 
 def _not_blank(value: str) -> str:
@@ -96,11 +121,13 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-Bool = Annotated[bool, Strict()]
-Str = Annotated[str, Strict(), Field(max_length=MAX_STRING)]
-Text = Annotated[Str, AfterValidator(_not_blank)]
+# msgspec's conversion is strict by itself (no bool for int, no str or float for
+# int); floats must also be finite, which the validator checks for every float.
+Int = int
+Float = float
+Bool = bool
+Str = Annotated[str, Meta(max_length=MAX_STRING)]
+Text = Annotated[Str, Check(_not_blank)]
 
 
 Seconds = Annotated[Int, SECONDS]
@@ -116,7 +143,7 @@ def _database_url(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, repr=False, config=_MODEL)
+@dataclasses.dataclass(frozen=True, repr=False)
 class DatabaseConfig:
     """Where the mirror lives.
 
@@ -130,10 +157,10 @@ class DatabaseConfig:
 
     url: Annotated[
         Text,
-        AfterValidator(_database_url),
-        Field(description="Database URL: sqlite:///file.db (relative to this file's folder), "
-                          "sqlite:////abs/path.db, mysql://user:pass@host:3306/name or "
-                          "postgresql://user:pass@host:5432/name."),
+        Check(_database_url),
+        Meta(description="Database URL: sqlite:///file.db (relative to this file's folder), "
+                         "sqlite:////abs/path.db, mysql://user:pass@host:3306/name or "
+                         "postgresql://user:pass@host:5432/name."),
     ] = "sqlite:///reconciler.db"
 
     def __repr__(self) -> str:
@@ -171,7 +198,7 @@ def _api_endpoint(value: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class GoogleConfig:
     """How to reach the Calendar API.
 
@@ -182,21 +209,21 @@ class GoogleConfig:
     """
 
     api_endpoint: Annotated[
-        Str | None, AfterValidator(lambda v: None if v is None else _api_endpoint(v)),
-        Field(description="Send every Calendar API call here instead of Google "
-                          "(e.g. http://127.0.0.1:8085/calendar/v3/ for the emulator)."),
+        Annotated[Str, Check(_api_endpoint)] | None,
+        Meta(description="Send every Calendar API call here instead of Google "
+                         "(e.g. http://127.0.0.1:8085/calendar/v3/ for the emulator)."),
     ] = None
     timeout: Annotated[
-        Float, Field(gt=0, le=HOUR, description="Seconds to wait for one HTTP response."),
+        Float, Meta(gt=0, le=HOUR, description="Seconds to wait for one HTTP response."),
         SECONDS,
     ] = 60.0
     max_retry_seconds: Annotated[
-        Float, Field(ge=0, le=DAY,
-                     description="Give up retrying one request after this many seconds."),
+        Float, Meta(ge=0, le=DAY,
+                    description="Give up retrying one request after this many seconds."),
         SECONDS,
     ] = 120.0
     retries: Annotated[
-        Int, Field(ge=0, le=100, description="Retries of one request after a transient error."),
+        Int, Meta(ge=0, le=100, description="Retries of one request after a transient error."),
     ] = 6
 
     @property
@@ -208,105 +235,103 @@ class GoogleConfig:
 # --------------------------------------------------------------------------- [sync]
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class SyncConfig:
     """How and how often calendars are polled (all times in seconds)."""
 
     mode: Annotated[
         SyncMode,
-        Field(description="sync_token: incremental with sync tokens; updated_min: by "
-                          "modification time."),
+        Meta(description="sync_token: incremental with sync tokens; updated_min: by "
+                         "modification time."),
     ] = "sync_token"
     interval: Annotated[
         Seconds,
-        Field(ge=1, le=MAX_INTERVAL,
-              description="Seconds between the starts of two polls of one calendar."),
+        Meta(ge=1, le=MAX_INTERVAL,
+             description="Seconds between the starts of two polls of one calendar."),
     ] = 300
     page_size: Annotated[
-        Int, Field(ge=1, le=2500, description="Events requested per events.list page."),
+        Int, Meta(ge=1, le=2500, description="Events requested per events.list page."),
     ] = 2500
     concurrency: Annotated[
-        Int, Field(ge=1, le=256, description=(
+        Int, Meta(ge=1, le=256, description=(
             "Calendars synced in parallel by one process. Threads mostly wait for Google "
             "(100-300 ms a request), so this is sized for waiting, not for cores; the [quota] "
             "budget is the throttle.")),
     ] = 32
     lease_time: Annotated[
         Seconds,
-        Field(ge=5, le=HOUR,
-              description="Seconds a calendar's lease is held; renewed during long syncs."),
+        Meta(ge=5, le=HOUR,
+             description="Seconds a calendar's lease is held; renewed during long syncs."),
     ] = 60
     updated_min_overlap: Annotated[
         Seconds,
-        Field(ge=0, le=DAY,
-              description="mode = updated_min: seconds subtracted from the last seen "
-                          "server time."),
+        Meta(ge=0, le=DAY,
+             description="mode = updated_min: seconds subtracted from the last seen "
+                         "server time."),
     ] = 60
     updated_min_full_after: Annotated[
         Seconds,
-        Field(ge=1, le=MAX_LONG_SPAN,
-              description="mode = updated_min: full listing when the cursor is older "
-                          "than this."),
+        Meta(ge=1, le=MAX_LONG_SPAN,
+             description="mode = updated_min: full listing when the cursor is older "
+                         "than this."),
     ] = 21 * DAY
     audit_interval: Annotated[
         Seconds, Hint("0 disables audits"),
-        Field(ge=0, le=MAX_LONG_SPAN,
-              description="Seconds between full audit listings of a calendar; 0 disables."),
+        Meta(ge=0, le=MAX_LONG_SPAN,
+             description="Seconds between full audit listings of a calendar; 0 disables."),
     ] = 7 * DAY
     jitter: Annotated[
-        Float, Field(ge=0, le=1, description="Fraction of the interval over which first "
-                                              "passes are spread."),
+        Float, Meta(ge=0, le=1, description="Fraction of the interval over which first "
+                                             "passes are spread."),
         Unit("fraction of the interval"),
     ] = 0.1
     backoff_max: Annotated[
         Seconds,
-        Field(ge=1, le=MAX_INTERVAL,
-              description="Upper bound of the back-off after consecutive failures."),
+        Meta(ge=1, le=MAX_INTERVAL,
+             description="Upper bound of the back-off after consecutive failures."),
     ] = HOUR
     purge_removed: Annotated[
-        Bool, Field(description="Delete rows of calendars that left calendarList."),
+        Bool, Meta(description="Delete rows of calendars that left calendarList."),
     ] = False
     history_days: Annotated[
-        Int | None, Unit("days"),
-        Field(ge=1, le=36_500,
-              description="Full listings send timeMin = now - this many days (events that "
-                          "ended earlier are not fetched); unset: every event."),
+        Annotated[Int, Meta(ge=1, le=36_500)] | None, Unit("days"),
+        Meta(description="Full listings send timeMin = now - this many days (events that "
+                         "ended earlier are not fetched); unset: every event."),
     ] = None
     event_types: Annotated[
-        tuple[EventType, ...] | None,
-        Field(min_length=1, max_length=6,
-              description="eventTypes sent on every listing (only these types are mirrored); "
-                          "unset: every type. Changing it forces a full listing."),
+        Annotated[tuple[EventType, ...], Meta(min_length=1, max_length=6)] | None,
+        Meta(description="eventTypes sent on every listing (only these types are mirrored); "
+                         "unset: every type. Changing it forces a full listing."),
     ] = None
 
 
 # --------------------------------------------------------------------------- [store]
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class StoreConfig:
     """What the mirror keeps beyond each event's current version."""
 
     history: Annotated[
         Int, Hint("0 keeps no history"),
-        Field(ge=0, le=1000,
-              description="Versions of each event kept in event_version (the last N, "
-                          "pruned in the same transaction); 0 keeps none."),
+        Meta(ge=0, le=1000,
+             description="Versions of each event kept in event_version (the last N, "
+                         "pruned in the same transaction); 0 keeps none."),
     ] = 0
 
 
 # --------------------------------------------------------------------------- [quota]
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class QuotaConfig:
     """Client-side request budgets, kept below Google's per-project/per-user limits."""
 
     requests_per_minute: Annotated[
-        Int, Field(ge=1, le=MAX_RATE, description="Budget for the whole process."), PER_MINUTE,
+        Int, Meta(ge=1, le=MAX_RATE, description="Budget for the whole process."), PER_MINUTE,
     ] = 6000
     per_user_requests_per_minute: Annotated[
-        Int, Field(ge=1, le=MAX_RATE, description="Budget per account (impersonated user)."),
+        Int, Meta(ge=1, le=MAX_RATE, description="Budget per account (impersonated user)."),
         PER_MINUTE,
     ] = 500
 
@@ -322,61 +347,61 @@ def _listen(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class WatchConfig:
     """Optional push notifications (only ever a hint to poll sooner)."""
 
-    enabled: Annotated[Bool, Field(description="Use push notifications as poll hints.")] = False
+    enabled: Annotated[Bool, Meta(description="Use push notifications as poll hints.")] = False
     address: Annotated[
-        Str | None, Field(description="The https URL Google calls (required when enabled)."),
+        Str | None, Meta(description="The https URL Google calls (required when enabled)."),
     ] = None
     listen: Annotated[
-        Text, AfterValidator(_listen),
-        Field(description="host:port where the receiver binds."),
+        Text, Check(_listen),
+        Meta(description="host:port where the receiver binds."),
     ] = "127.0.0.1:8086"
     secret: Annotated[
         Str | None, Secret(),
-        Field(description="Channel token (at least 16 characters; required when enabled)."),
+        Meta(description="Channel token (at least 16 characters; required when enabled)."),
     ] = dataclasses.field(default=None, repr=False)
     ttl: Annotated[
-        Seconds, Field(ge=1, le=30 * DAY, description="Requested channel lifetime in seconds."),
+        Seconds, Meta(ge=1, le=30 * DAY, description="Requested channel lifetime in seconds."),
     ] = 7 * DAY
     renew_margin: Annotated[
         Seconds,
-        Field(ge=0, le=30 * DAY, description="Renew a channel this many seconds before it expires (< ttl)."),
+        Meta(ge=0, le=30 * DAY, description="Renew a channel this many seconds before it expires (< ttl)."),
     ] = HOUR
     allow_insecure: Annotated[
-        Bool, Field(description="Allow a plain-http address on a non-loopback host."),
+        Bool, Meta(description="Allow a plain-http address on a non-loopback host."),
     ] = False
 
 
 # --------------------------------------------------------------------------- [metrics]
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class MetricsConfig:
     """Prometheus endpoint; ``port = None`` disables it."""
 
     port: Annotated[
-        Int | None, Field(ge=1, le=65535, description="Port of /healthz and /metrics "
-                                                      "(omit to disable)."),
+        Annotated[Int, Meta(ge=1, le=65535)] | None,
+        Meta(description="Port of /healthz and /metrics (omit to disable)."),
         Hint("omit the key to disable metrics"),
     ] = None
-    host: Annotated[Text, Field(description="Address the metrics endpoint binds to.")] = (
+    host: Annotated[Text, Meta(description="Address the metrics endpoint binds to.")] = (
         "127.0.0.1")
 
 
 # --------------------------------------------------------------------------- [[accounts]]
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class CalendarConfig:
     """One explicitly listed calendar; ``interval`` overrides the account's/sync's."""
 
-    id: Annotated[Text, Field(description="Calendar id.")]
+    id: Annotated[Text, Meta(description="Calendar id.")]
     interval: Annotated[
-        Annotated[Seconds, Field(ge=1, le=MAX_INTERVAL)] | None,
-        Field(description="Poll interval of this calendar, overriding the account's."),
+        Annotated[Seconds, Meta(ge=1, le=MAX_INTERVAL)] | None,
+        Meta(description="Poll interval of this calendar, overriding the account's."),
     ] = None
 
 
@@ -386,10 +411,8 @@ def _calendar_entry(value: Any) -> Any:
     return value
 
 
-CalendarEntry = Annotated[
-    CalendarConfig,
-    BeforeValidator(_calendar_entry, json_schema_input_type=Text | CalendarConfig),
-]
+# A calendar is a table or, for short, its id as a string.
+CalendarEntry = Annotated[CalendarConfig, Before(_calendar_entry, accepts=Text)]
 
 
 def _not_blank_path(value: Any) -> Any:
@@ -398,14 +421,14 @@ def _not_blank_path(value: Any) -> Any:
     return value
 
 
-def _subject(value: str | None) -> str | None:
-    if value is not None and "@" not in value:
+def _subject(value: str) -> str:
+    if "@" not in value:
         shown = value if len(value) <= 60 else value[:57] + "..."
         raise ValueError(f"must be the email address of the user to impersonate, got {shown!r}")
     return value
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class AccountConfig:
     """One Google identity and the calendars it mirrors.
 
@@ -414,34 +437,34 @@ class AccountConfig:
     access (only allowed in emulator mode).
     """
 
-    name: Annotated[Text, Field(description="Unique account name, stored with every row.")]
+    name: Annotated[Text, Meta(description="Unique account name, stored with every row.")]
     credentials: Annotated[
-        Annotated[Path, Strict(False)] | None, BeforeValidator(_not_blank_path),
-        Field(description="Service-account key or authorized-user token file "
-                                       "(relative to this file's folder)."),
+        Path | None, Before(_not_blank_path),
+        Meta(description="Service-account key or authorized-user token file "
+                         "(relative to this file's folder)."),
     ] = None
     subject: Annotated[
-        Str | None, AfterValidator(_subject),
-        Field(description="Service accounts: the user to impersonate."),
+        Annotated[Str, Check(_subject)] | None,
+        Meta(description="Service accounts: the user to impersonate."),
     ] = None
     calendars: Annotated[
         tuple[CalendarEntry, ...],
-        Field(max_length=100_000,
-              description='Calendar ids, or tables {id = "...", interval = N}.'),
+        Meta(max_length=100_000,
+             description='Calendar ids, or tables {id = "...", interval = N}.'),
     ] = ()
     discover: Annotated[
-        Bool, Field(description="Also mirror every calendar in the account's calendarList."),
+        Bool, Meta(description="Also mirror every calendar in the account's calendarList."),
     ] = False
     interval: Annotated[
-        Annotated[Seconds, Field(ge=1, le=MAX_INTERVAL)] | None,
-        Field(description="Poll interval of this account's calendars."),
+        Annotated[Seconds, Meta(ge=1, le=MAX_INTERVAL)] | None,
+        Meta(description="Poll interval of this account's calendars."),
     ] = None
 
 
 # --------------------------------------------------------------------------- the file
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class ConfigFile:
     """The TOML document: its sections and ``[[accounts]]`` tables."""
 
@@ -454,11 +477,11 @@ class ConfigFile:
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     accounts: Annotated[
         tuple[AccountConfig, ...],
-        Field(max_length=10_000, description="One table per Google identity."),
+        Meta(max_length=10_000, description="One table per Google identity."),
     ] = ()
 
 
-@dataclass(frozen=True, config=_MODEL)
+@dataclasses.dataclass(frozen=True)
 class Config(ConfigFile):
     """The whole validated configuration; ``path`` is ``None`` for built-in defaults."""
 
@@ -476,13 +499,66 @@ class Config(ConfigFile):
         raise KeyError(f"no account named {name!r} in the config")
 
 
+def _schema_hook(tp: Any) -> dict[str, Any]:
+    if tp is Path:
+        return {"type": "string", "format": "path"}
+    raise NotImplementedError
+
+
+def _polish(schema: dict[str, Any]) -> None:
+    """What editors got before msgspec, everywhere below ``schema``: enums typed,
+    and every property titled ("Api Endpoint")."""
+    if "enum" in schema and all(isinstance(v, str) for v in schema["enum"]):
+        schema.setdefault("type", "string")
+    for value in schema.values():
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, dict):
+                _polish(child)
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the TOML file (what ``config.schema.json`` holds)."""
-    schema = TypeAdapter(ConfigFile).json_schema()
+    """The JSON Schema of the TOML file (what ``config.schema.json`` holds).
+
+    msgspec's schema of the models, plus what it leaves out: unknown keys are
+    refused (``additionalProperties: false``), a calendar may be given as its id
+    (:class:`Before` ``accepts``), and property titles as editors show them.
+    """
+    import typing
+
+    import msgspec.json
+
+    # round-tripped through JSON: defaults are sometimes left as Python values (``()``)
+    generated = msgspec.json.decode(msgspec.json.encode(
+        msgspec.json.schema(ConfigFile, schema_hook=_schema_hook)))
+    defs: dict[str, Any] = generated["$defs"]
+    models = {cls.__name__: cls for cls in (ConfigFile, DatabaseConfig, GoogleConfig,
+                                            SyncConfig, StoreConfig, QuotaConfig, WatchConfig,
+                                            MetricsConfig, CalendarConfig, AccountConfig)}
+    assert set(defs) <= set(models), sorted(defs)
+    for name, definition in defs.items():
+        hints = typing.get_type_hints(models[name], include_extras=True)
+        definition["additionalProperties"] = False
+        if not definition.get("required"):
+            definition.pop("required", None)
+        for key, prop in definition["properties"].items():
+            if "$ref" not in prop:
+                prop["title"] = key.replace("_", " ").title()
+            array = typing.get_args(hints[key])[0] if typing.get_origin(
+                hints[key]) is Annotated else hints[key]
+            if typing.get_origin(array) is not tuple:
+                continue
+            item = typing.get_args(array)[0]
+            before = [m for m in getattr(item, "__metadata__", ()) if isinstance(m, Before)]
+            if before and before[0].accepts is not None:
+                accepts = msgspec.json.schema(before[0].accepts, schema_hook=_schema_hook)
+                prop["items"] = {"anyOf": [accepts, prop["items"]]}
+    _polish(defs)
+    top = defs.pop("ConfigFile")
     return {
+        **{k: v for k, v in top.items() if k not in ("title", "description")},
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "calendar-reconciler configuration",
         "description": "Generated from reconciler/config/models.py by "
                        "`python -m reconciler.config --schema`; do not edit.",
-        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+        "$defs": defs,
     }

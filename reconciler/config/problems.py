@@ -1,10 +1,11 @@
-"""Turn validation errors into the one-line problems a user reads.
+"""Turn validation error records into the one-line problems a user reads.
 
 A problem is ``SOURCE: KEY: what is wrong``: SOURCE is the config file (or the
 environment variable an override came from), KEY a dotted path with array
 items counted from 0 (``accounts[0].calendars[1]``). The wording comes from
-the models' own declarations (type, bounds, :class:`~.models.Unit`,
-:class:`~.models.Hint`), so a new field gets a sensible message for free.
+the models' own declarations (type, ``msgspec.Meta`` bounds,
+:class:`~.models.Unit`, :class:`~.models.Hint`), so a new field gets a
+sensible message for free. The records come from :mod:`.validate`.
 
 Invariants: a problem never contains a newline, never a secret's value (fields
 marked :class:`~.models.Secret`) and never a database password; unknown keys
@@ -17,19 +18,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import annotated_types
-from pydantic import ValidationError
-from pydantic.fields import FieldInfo
+import msgspec
 
 from reconciler.config.models import CalendarConfig, ConfigFile, Hint, Secret, Unit
+from reconciler.config.validate import UNKNOWN, Error, type_hints
 
-__all__ = ["Loc", "Problem", "describe", "format_key", "from_validation_error", "unknown_key"]
+__all__ = ["Loc", "Problem", "describe", "format_key", "from_errors", "unknown_key"]
 
 Loc = tuple[str | int, ...]
 
@@ -96,8 +97,8 @@ def describe(value: Any) -> str:
 
 
 def _dataclass_in(annotation: Any) -> type | None:
-    """The pydantic dataclass an annotation holds (through Annotated/Union/tuple)."""
-    if isinstance(annotation, type) and hasattr(annotation, "__pydantic_fields__"):
+    """The model (dataclass) an annotation holds (through Annotated/Union/tuple)."""
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return annotation
     for arg in typing.get_args(annotation):
         found = _dataclass_in(arg)
@@ -109,8 +110,7 @@ def _dataclass_in(annotation: Any) -> type | None:
 def _metadata(annotation: Any) -> list[Any]:
     found: list[Any] = []
     if typing.get_origin(annotation) is typing.Annotated:
-        for meta in annotation.__metadata__:
-            found.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+        found.extend(annotation.__metadata__)
     for arg in typing.get_args(annotation):
         if not isinstance(arg, str | int | float):
             found.extend(_metadata(arg))
@@ -135,18 +135,27 @@ def _base(annotation: Any) -> Any:
 class _Field:
     owner: type
     name: str
-    info: FieldInfo
+    annotation: Any  # with its Annotated metadata
 
     @property
     def metadata(self) -> list[Any]:
-        return [*self.info.metadata, *_metadata(self.info.annotation)]
+        return _metadata(self.annotation)
 
     def has(self, kind: type) -> Any:
         return next((m for m in self.metadata if isinstance(m, kind)), None)
 
 
-def _fields(cls: type) -> dict[str, FieldInfo]:
-    return dict(getattr(cls, "__pydantic_fields__", {}))
+@functools.cache
+def _model_fields(cls: type) -> dict[str, Any]:
+    hints = type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    """A model's field annotations in declaration order (``{}`` for a non-model)."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return {}
+    return _model_fields(cls)
 
 
 def _walk(root: type, loc: Loc) -> tuple[type, _Field | None, bool]:
@@ -161,13 +170,12 @@ def _walk(root: type, loc: Loc) -> tuple[type, _Field | None, bool]:
             continue
         item = False
         if field is not None:
-            inner = _dataclass_in(field.info.annotation)
+            inner = _dataclass_in(field.annotation)
             if inner is not None:
                 cls = inner
-        info = _fields(cls).get(part)
-        if info is None:
+        if part not in _fields(cls):
             return cls, None, False
-        field = _Field(cls, part, info)
+        field = _Field(cls, part, _fields(cls)[part])
     return cls, field, item
 
 
@@ -183,7 +191,7 @@ def rank(root: type, loc: Loc) -> tuple[tuple[int, int], ...]:
         if part in names:
             out.append((1, names.index(part)))
             assert cls is not None
-            cls = _dataclass_in(_fields(cls)[part].annotation)
+            cls = _dataclass_in(_fields(cls)[part])
         else:
             out.append((0, 0))
             cls = None
@@ -206,7 +214,7 @@ def _number(low: Any, high: Any, exclusive: bool) -> str:
 
 def what(field: _Field) -> str:
     """What a field must be, in words: "an integer number of seconds from 1 to 604800"."""
-    base = _base(field.info.annotation)
+    base = _base(field.annotation)
     if base is bool:
         return "true or false"
     if typing.get_origin(base) is Literal:
@@ -217,11 +225,13 @@ def what(field: _Field) -> str:
     high: Any = None
     exclusive = False
     for meta in field.metadata:
-        if isinstance(meta, annotated_types.Ge):
+        if not isinstance(meta, msgspec.Meta):
+            continue
+        if meta.ge is not None:
             low = meta.ge
-        elif isinstance(meta, annotated_types.Gt):
+        if meta.gt is not None:
             low, exclusive = meta.gt, True
-        elif isinstance(meta, annotated_types.Le):
+        if meta.le is not None:
             high = meta.le
     unit = field.has(Unit)
     noun = "an integer" if base is int else "a number"
@@ -239,8 +249,8 @@ def unknown_key(key: str, known: Sequence[str], here: str | None) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"
-    for section, info in _fields(ConfigFile).items():
-        cls = _dataclass_in(info.annotation)
+    for section, annotation in _fields(ConfigFile).items():
+        cls = _dataclass_in(annotation)
         if section in ("accounts", here) or cls is None:
             continue
         if key in _fields(cls):
@@ -256,11 +266,11 @@ _CALENDAR_ITEM = 'a calendar id string or a table {id = "...", interval = N}'
 
 
 def message(root: type, loc: Loc, kind: str, value: Any, ctx: Mapping[str, Any] | None) -> str:
-    """One error of pydantic's at ``loc`` (relative to ``root``), in the user's words."""
+    """One error record's ``kind`` at ``loc`` (relative to ``root``), in the user's words."""
     cls, field, item = _walk(root, loc)
     if kind == "missing":
         return "is required"
-    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+    if kind == UNKNOWN:
         here = loc[-2] if len(loc) >= 2 and isinstance(loc[-2], str) else None
         return unknown_key(str(loc[-1]), list(_fields(cls)), here)
     if kind == "value_error" and ctx is not None:
@@ -270,7 +280,7 @@ def message(root: type, loc: Loc, kind: str, value: Any, ctx: Mapping[str, Any] 
     if field is None:
         return f"is not valid, got {got}"
     if item:
-        if _dataclass_in(field.info.annotation) is CalendarConfig:
+        if _dataclass_in(field.annotation) is CalendarConfig:
             return f"must be {_CALENDAR_ITEM}, got {got}"
         return f"must be a table, got {got}"
     if kind == "string_too_long" and ctx is not None:
@@ -279,22 +289,22 @@ def message(root: type, loc: Loc, kind: str, value: Any, ctx: Mapping[str, Any] 
         return f"has more than {ctx.get('max_length')} entries"
     if field.name in _TABLE_SHAPES:
         return f"must be {_TABLE_SHAPES[field.name]}, got {got}"
-    if _dataclass_in(field.info.annotation) is not None:
+    if _dataclass_in(field.annotation) is not None:
         return f"must be a table ([{field.name}]), got {got}"
     return f"must be {what(field)}, got {got}"
 
 
-def from_validation_error(
-    root: type, error: ValidationError, prefix: Loc = (), source: str | None = None
+def from_errors(
+    root: type, errors: Iterable[Error], prefix: Loc = (), source: str | None = None
 ) -> list[Problem]:
-    """Every error in ``error`` as a :class:`Problem`, unknown keys first, then in
-    the order the model declares its fields."""
+    """Every error record (from :func:`reconciler.config.validate.check` on
+    ``root``) as a :class:`Problem`, unknown keys first, then in the order the
+    model declares its fields."""
     problems = []
-    for err in error.errors(include_url=False):
-        loc = tuple(err["loc"])
-        kind = err["type"]
-        text = message(root, loc, kind, err.get("input"), err.get("ctx"))
-        unknown = kind in ("unexpected_keyword_argument", "extra_forbidden")
+    for err in errors:
+        loc = tuple(err.loc)
+        text = message(root, loc, err.type, err.input, err.ctx)
+        unknown = err.type == UNKNOWN
         problems.append((rank(root, loc), Problem(prefix + loc, text, source, unknown)))
     problems.sort(key=lambda pair: pair[0])
     return [problem for _, problem in problems]
