@@ -92,15 +92,24 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _value(tp: Any, value: Any, loc: Loc, errors: list[Error]) -> Any:
-    base, metadata = _split(tp)
+def _hooks(kind: type[Before] | type[Check], metadata: tuple[Any, ...], value: Any, loc: Loc,
+           errors: list[Error]) -> Any:
+    """Run a field's ``kind`` hooks in order; a ``ValueError`` is the field's problem."""
     for meta in metadata:
-        if isinstance(meta, Before):
+        if isinstance(meta, kind):
             try:
                 value = meta.fn(value)
             except ValueError as exc:
                 errors.append(Error(loc, VALUE_ERROR, value, {"error": str(exc)}))
                 return _BAD
+    return value
+
+
+def _value(tp: Any, value: Any, loc: Loc, errors: list[Error]) -> Any:
+    base, metadata = _split(tp)
+    value = _hooks(Before, metadata, value, loc, errors)
+    if value is _BAD:
+        return _BAD
     origin = typing.get_origin(base)
     if origin in (typing.Union, types.UnionType):
         arms = typing.get_args(base)
@@ -122,14 +131,7 @@ def _value(tp: Any, value: Any, loc: Loc, errors: list[Error]) -> Any:
         result = _leaf(tp, base, metadata, value, loc, errors)
     if result is _BAD:
         return _BAD
-    for meta in metadata:
-        if isinstance(meta, Check):
-            try:
-                result = meta.fn(result)
-            except ValueError as exc:
-                errors.append(Error(loc, VALUE_ERROR, result, {"error": str(exc)}))
-                return _BAD
-    return result
+    return _hooks(Check, metadata, result, loc, errors)
 
 
 def _leaf(
