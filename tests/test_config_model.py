@@ -275,3 +275,37 @@ def test_parse_host_port_zero_when_allowed() -> None:
 
 def test_absolute_sqlite_url_keeps_query() -> None:
     assert dburl.absolute_sqlite_url("sqlite:///a/../m.db?x=1", "/base") == "sqlite:////base/m.db?x=1"
+
+
+# ----------------------------------------------------------------------- arrays and files
+
+EVENT_TYPES = "'birthday', 'default', 'focusTime', 'fromGmail', 'outOfOffice' or 'workingLocation'"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('"default"', f"/etc/r.toml: sync.event_types: must be an array of {EVENT_TYPES}, got 'default'"),
+    ('["default", "x"]', f"/etc/r.toml: sync.event_types[1]: must be {EVENT_TYPES}, got 'x'"),
+    ("[]", "/etc/r.toml: sync.event_types: must not be empty (leave the key out instead)"),
+])
+def test_event_types_problems_say_what_the_array_holds(value: str, expected: str) -> None:
+    assert problems(f"[sync]\nevent_types = {value}\n{ACCOUNT}") == [expected]
+
+
+def test_thousands_of_bad_calendars_are_fifty_lines_and_a_count() -> None:
+    text = "[[accounts]]\nname = \"ops\"\ncalendars = [" + ", ".join(map(str, range(5000))) + "]\n"
+    lines = problems(text)
+    assert len(lines) == 51
+    assert lines[0].startswith("/etc/r.toml: accounts[0].calendars[0]: must be a calendar id")
+    assert lines[-1] == "... and 4950 more problems like these"
+
+
+@pytest.mark.parametrize(("credentials", "reason"), [
+    ("/tmp/" + "a" * 5000 + ".json", "File name too long"),
+    ("~nosuchuser-reconciler/key.json", "home directory"),
+])
+def test_a_credentials_path_the_system_refuses_is_one_problem(credentials: str,
+                                                              reason: str) -> None:
+    text = f'[[accounts]]\nname = "ops"\ncalendars = ["primary"]\ncredentials = "{credentials}"\n'
+    [line] = problems(text, env={})
+    assert line.startswith("/etc/r.toml: accounts[0].credentials: cannot use '")
+    assert reason in line and len(line) < 200

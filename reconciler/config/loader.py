@@ -75,8 +75,18 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+# A config can hold thousands of the same mistake (a generated calendar list):
+# this many lines are shown, then one line counting the rest.
+MAX_PROBLEM_LINES = 50
+
+
 def config_error(problems: list[str]) -> ConfigError:
-    """One :class:`ConfigError` for one or more problem lines."""
+    """One :class:`ConfigError` for one or more problem lines (at most
+    :data:`MAX_PROBLEM_LINES`, and a last line counting the ones left out)."""
+    if len(problems) > MAX_PROBLEM_LINES:
+        left = len(problems) - MAX_PROBLEM_LINES
+        problems = [*problems[:MAX_PROBLEM_LINES],
+                    f"... and {left} more problem{'s' if left > 1 else ''} like these"]
     summary = problems[0] if len(problems) == 1 else (
         f"{problems[0]} (and {len(problems) - 1} more problem"
         f"{'s' if len(problems) > 2 else ''})")
@@ -166,12 +176,18 @@ def _database(
 
 def _credentials(index: int, account: AccountConfig, base_dir: Path) -> tuple[Path, list[Problem]]:
     assert account.credentials is not None
-    path = (base_dir / account.credentials.expanduser()).absolute()
-    if path.is_file():
+    loc: Loc = ("accounts", index, "credentials")
+    try:
+        path = (base_dir / account.credentials.expanduser()).absolute()
+        found = path.is_file()
+    except (OSError, RuntimeError) as exc:  # a name too long; "~nosuchuser/..."
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return base_dir / account.credentials, [
+            Problem(loc, f"cannot use {describe(str(account.credentials))}: {reason}")]
+    if found:
         return path, []
-    return path, [Problem(("accounts", index, "credentials"),
-                          f"file {path} not found "
-                          "(relative paths are relative to the config file's directory)")]
+    return path, [Problem(loc, f"file {path} not found "
+                               "(relative paths are relative to the config file's directory)")]
 
 
 def _accounts(

@@ -212,13 +212,31 @@ def _number(low: Any, high: Any, exclusive: bool) -> str:
     return f"from {_num(low)} to {_num(high)}" if high is not None else f">= {_num(low)}"
 
 
+def _one_of(values: Sequence[Any]) -> str:
+    """``'a'``, ``'a' or 'b'``, ``'a', 'b' or 'c'``."""
+    shown = [repr(v) for v in values]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def _item_type(annotation: Any) -> Any:
+    """The entry type of an array field (``tuple[X, ...]``), else ``None``."""
+    base = _base(annotation)
+    return typing.get_args(base)[0] if typing.get_origin(base) is tuple else None
+
+
 def what(field: _Field) -> str:
     """What a field must be, in words: "an integer number of seconds from 1 to 604800"."""
     base = _base(field.annotation)
     if base is bool:
         return "true or false"
     if typing.get_origin(base) is Literal:
-        return " or ".join(repr(v) for v in typing.get_args(base))
+        return _one_of(typing.get_args(base))
+    item = _item_type(field.annotation)
+    if item is not None:
+        choices = _base(item)
+        if typing.get_origin(choices) is Literal:
+            return f"an array of {_one_of(typing.get_args(choices))}"
+        return "an array"
     if base in (str, Path):
         return "a string"
     low: Any = None
@@ -280,13 +298,23 @@ def message(root: type, loc: Loc, kind: str, value: Any, ctx: Mapping[str, Any] 
     if field is None:
         return f"is not valid, got {got}"
     if item:
-        if _dataclass_in(field.annotation) is CalendarConfig:
+        inner = _dataclass_in(field.annotation)
+        if inner is CalendarConfig:
             return f"must be {_CALENDAR_ITEM}, got {got}"
-        return f"must be a table, got {got}"
+        if inner is not None:
+            return f"must be a table, got {got}"
+        choices = _base(_item_type(field.annotation))
+        if typing.get_origin(choices) is Literal:
+            return f"must be {_one_of(typing.get_args(choices))}, got {got}"
+        return f"is not valid, got {got}"
     if kind == "string_too_long" and ctx is not None:
         return f"must be at most {ctx.get('max_length')} characters long"
     if kind == "too_long" and ctx is not None:
         return f"has more than {ctx.get('max_length')} entries"
+    if kind == "too_short" and ctx is not None:
+        shortest = int(ctx.get("min_length", 1))
+        return ("must not be empty (leave the key out instead)" if shortest == 1
+                else f"must have at least {shortest} entries")
     if field.name in _TABLE_SHAPES:
         return f"must be {_TABLE_SHAPES[field.name]}, got {got}"
     if _dataclass_in(field.annotation) is not None:
