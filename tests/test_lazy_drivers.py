@@ -82,3 +82,20 @@ def test_postgresql_works_with_its_driver_loaded_late(postgres_url: str) -> None
     result = _python(SERVER_CHECK.format(url=postgres_url, driver="psycopg2"))
     assert result.returncode == 0, result.stderr
     assert "mapped:" in result.stdout
+
+
+def test_no_module_of_the_project_imports_a_server_driver() -> None:
+    # Every module, in the package's own order: one that imported Peewee (or a
+    # driver) at its top before the store would bring the drivers back for all.
+    code = (
+        "import pkgutil, importlib, sys, reconciler\n"
+        "for info in pkgutil.walk_packages(reconciler.__path__, 'reconciler.'):\n"
+        "    if '.migrations.' in info.name or info.name.endswith('__main__'):\n"
+        "        continue\n"
+        "    importlib.import_module(info.name)\n"
+        f"    loaded = sorted(m for m in {DRIVERS!r} if m in sys.modules)\n"
+        "    assert not loaded, (info.name, loaded)\n"
+        "print('ok')\n")
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -17,7 +17,7 @@ Invariants:
 * This module runs before the first ``import peewee`` of a reconciler process:
   ``reconciler.store``'s ``__init__`` imports it first, and modules outside
   the store take Peewee's names from the store, never from ``peewee`` at the
-  top (``tests/test_store_contract.py`` checks a SQLite ``once`` imports
+  top (``tests/test_lazy_drivers.py`` checks a SQLite ``once`` imports
   neither driver). A process that imported Peewee before (a test runner) keeps
   its drivers; nothing here changes then.
 * :func:`load_driver` runs before a MySQL or PostgreSQL database object is
