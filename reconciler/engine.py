@@ -121,6 +121,12 @@ class WrittenIds:
         self._ids: set[str] | None = set()
         self._bits = bytearray()
 
+    @classmethod
+    def _bit(cls, event_id: str) -> tuple[int, int]:
+        """(byte index, bit mask) of ``event_id``'s bucket."""
+        bucket = hash(event_id) & (cls.BUCKETS - 1)
+        return bucket >> 3, 1 << (bucket & 7)
+
     def add_all(self, ids: Iterable[str]) -> None:
         if self._ids is not None:
             self._ids.update(ids)
@@ -128,16 +134,15 @@ class WrittenIds:
                 return
             ids, self._ids = self._ids, None
             self._bits = bytearray(self.BUCKETS >> 3)
-        bits, mask = self._bits, self.BUCKETS - 1
         for event_id in ids:
-            bucket = hash(event_id) & mask
-            bits[bucket >> 3] |= 1 << (bucket & 7)
+            index, bit = self._bit(event_id)
+            self._bits[index] |= bit
 
     def __contains__(self, event_id: str) -> bool:
         if self._ids is not None:
             return event_id in self._ids
-        bucket = hash(event_id) & (self.BUCKETS - 1)
-        return bool(self._bits[bucket >> 3] & (1 << (bucket & 7)))
+        index, bit = self._bit(event_id)
+        return bool(self._bits[index] & bit)
 
 
 @dataclass(slots=True)
@@ -150,12 +155,16 @@ class _Tally:
     pages: int = 0
     items: int = 0
     counts: Counts = field(default_factory=Counts)
-    full: bool = False  # a full listing: authoritative for every row it could hold
     seen: set[str] | None = None  # ids seen, for mark-and-sweep (full listings of stored rows)
     written: WrittenIds | None = None  # full listing of a calendar with no rows: nothing to sweep
     max_server_ms: int | None = None
     listing_updated_ms: int | None = None
     cursor: Cursor = field(default_factory=Cursor)
+
+    @property
+    def full(self) -> bool:
+        """A full listing: authoritative for every row it could hold."""
+        return self.seen is not None or self.written is not None
 
     def add(self, plan: PagePlan) -> None:
         self.counts.add(plan.counts)
@@ -322,7 +331,6 @@ class _Run:
     def full_pass(self, reason: str) -> None:
         tally = self.tally
         tally.restart(FULL, reason)
-        tally.full = True
         if has_rows(self.state.pk):
             tally.seen, tally.written = set(), None
         else:

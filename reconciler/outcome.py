@@ -128,12 +128,8 @@ class Counts:
 
     def add(self, other: Counts) -> None:
         """Add ``other``'s counts to these (a page's into its pass)."""
-        self.created += other.created
-        self.updated += other.updated
-        self.deleted += other.deleted
-        self.skipped_stale += other.skipped_stale
-        self.unchanged += other.unchanged
-        self.bad_events += other.bad_events
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_fields(self) -> dict[str, int]:
         """The counts as keyword arguments of :class:`PassOutcome`."""

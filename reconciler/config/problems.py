@@ -25,10 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
-
 from reconciler.config.models import CalendarConfig, ConfigFile, Hint, Secret, Unit
-from reconciler.config.validate import UNKNOWN, Error, type_hints
+from reconciler.config.validate import UNKNOWN, Error, meta_value, type_hints
 
 __all__ = ["Loc", "Problem", "describe", "format_key", "from_errors", "unknown_key"]
 
@@ -173,9 +171,10 @@ def _walk(root: type, loc: Loc) -> tuple[type, _Field | None, bool]:
             inner = _dataclass_in(field.annotation)
             if inner is not None:
                 cls = inner
-        if part not in _fields(cls):
+        annotation = _fields(cls).get(part)
+        if annotation is None:
             return cls, None, False
-        field = _Field(cls, part, _fields(cls)[part])
+        field = _Field(cls, part, annotation)
     return cls, field, item
 
 
@@ -239,18 +238,10 @@ def what(field: _Field) -> str:
         return "an array"
     if base in (str, Path):
         return "a string"
-    low: Any = None
-    high: Any = None
-    exclusive = False
-    for meta in field.metadata:
-        if not isinstance(meta, msgspec.Meta):
-            continue
-        if meta.ge is not None:
-            low = meta.ge
-        if meta.gt is not None:
-            low, exclusive = meta.gt, True
-        if meta.le is not None:
-            high = meta.le
+    above = meta_value(field.metadata, "gt")
+    low, exclusive = (above, True) if above is not None else (
+        meta_value(field.metadata, "ge"), False)
+    high = meta_value(field.metadata, "le")
     unit = field.has(Unit)
     noun = "an integer" if base is int else "a number"
     if unit is not None and unit.name == "seconds":

@@ -21,7 +21,7 @@ import functools
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
@@ -29,7 +29,7 @@ import msgspec
 
 from reconciler.config.models import Before, Check
 
-__all__ = ["Error", "check", "type_hints"]
+__all__ = ["Error", "check", "meta_value", "type_hints"]
 
 Loc = tuple[str | int, ...]
 
@@ -73,7 +73,7 @@ def _split(tp: Any) -> tuple[Any, tuple[Any, ...]]:
     return tp, ()
 
 
-def _meta(metadata: tuple[Any, ...], name: str) -> Any:
+def meta_value(metadata: Iterable[Any], name: str) -> Any:
     """The last ``msgspec.Meta`` constraint ``name`` in ``metadata``, else ``None``."""
     found = None
     for meta in metadata:
@@ -140,7 +140,7 @@ def _leaf(
     try:
         result = msgspec.convert(value, tp, dec_hook=_dec_hook)
     except msgspec.ValidationError:
-        longest = _meta(metadata, "max_length")
+        longest = meta_value(metadata, "max_length")
         if (base is str and isinstance(value, str) and longest is not None
                 and len(value) > longest):
             errors.append(Error(loc, STRING_TOO_LONG, value, {"max_length": longest}))
@@ -160,7 +160,7 @@ def _array(
         errors.append(Error(loc, "tuple_type", value))
         return _BAD
     (item_type, _ellipsis) = typing.get_args(tp)
-    longest, shortest = _meta(metadata, "max_length"), _meta(metadata, "min_length")
+    longest, shortest = meta_value(metadata, "max_length"), meta_value(metadata, "min_length")
     items: list[Any] = []
     item_errors: list[Error] = []
     for index, item in enumerate(value):

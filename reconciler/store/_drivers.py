@@ -22,15 +22,15 @@ Invariants:
   its drivers; nothing here changes then.
 * :func:`load_driver` runs before a MySQL or PostgreSQL database object is
   made (``db.open_database``), and is idempotent.
-* A driver that raises registers its error class with ``dberrors``, so
-  ``map_db_errors`` translates what it raises.
+* A loaded driver's error class joins :data:`ERRORS`, which ``map_db_errors``
+  catches, so what the driver raises is translated like any database error.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
-from collections.abc import Callable
 
 # What Peewee imports at module level, besides sqlite3.
 _DEFERRED = ("psycopg2", "psycopg2cffi", "psycopg", "pymysql", "MySQLdb")
@@ -56,37 +56,21 @@ _import_peewee_without_drivers()
 import peewee  # noqa: E402  (after the deferral above, on purpose)
 
 _lock = threading.Lock()
-_loaded: set[str] = set()
-_on_load: list[Callable[[tuple[type[BaseException], ...]], None]] = []
+# The exception classes a database call may raise: Peewee's and sqlite3's always,
+# PyMySQL's and psycopg2's once :func:`load_driver` has imported them (a driver
+# never imported cannot raise). ``dberrors`` reads this at catch time.
+ERRORS: tuple[type[BaseException], ...] = (peewee.PeeweeException, sqlite3.Error)
 
 
-def on_driver_errors(callback: Callable[[tuple[type[BaseException], ...]], None]) -> None:
-    """Call ``callback`` with the error classes of each driver loaded (also those loaded already)."""
-    with _lock:
-        _on_load.append(callback)
-        already = [_errors_of(name) for name in _loaded]
-    for errors in already:
-        callback(errors)
-
-
-def _errors_of(backend: str) -> tuple[type[BaseException], ...]:
-    if backend == "mysql":
-        import pymysql
-
-        return (pymysql.err.Error,)
-    import psycopg2
-
-    return (psycopg2.Error,)
-
-
-def _load_mysql() -> None:
+def _load_mysql() -> type[BaseException]:
     import pymysql
 
     if getattr(peewee, "mysql", None) is None:
         peewee.mysql = pymysql
+    return pymysql.err.Error
 
 
-def _load_postgresql() -> None:
+def _load_postgresql() -> type[BaseException]:
     import psycopg2
     from psycopg2 import extensions, extras
 
@@ -101,21 +85,18 @@ def _load_postgresql() -> None:
                            ("txn_unknown", "TRANSACTION_STATUS_UNKNOWN")):
         if not hasattr(adapter, attr):
             setattr(adapter, attr, getattr(extensions, constant))
+    return psycopg2.Error
 
 
 def load_driver(backend: str) -> None:
     """Import the driver ``backend`` (``mysql``, ``postgresql``) uses; nothing for ``sqlite``."""
+    global ERRORS
     if backend not in ("mysql", "postgresql"):
         return
     with _lock:
-        if backend in _loaded:
-            return
-        (_load_mysql if backend == "mysql" else _load_postgresql)()
-        _loaded.add(backend)
-        callbacks = list(_on_load)
-    errors = _errors_of(backend)
-    for callback in callbacks:
-        callback(errors)
+        error = _load_mysql() if backend == "mysql" else _load_postgresql()
+        if error not in ERRORS:
+            ERRORS = (*ERRORS, error)
 
 
-__all__ = ["load_driver", "on_driver_errors"]
+__all__ = ["ERRORS", "load_driver"]

@@ -40,7 +40,7 @@ from typing import ParamSpec, TypeVar
 import peewee
 
 from reconciler.errors import DatabaseUnavailable, StoreError, first_line
-from reconciler.store._drivers import on_driver_errors
+from reconciler.store import _drivers
 from reconciler.store.models import database_proxy
 
 log = logging.getLogger("reconciler.store")
@@ -74,19 +74,9 @@ CONFLICT_ATTEMPTS = 4
 _SQLITE_READONLY = 8
 _SQLITE_FULL = 13
 
-DRIVER_ERRORS: tuple[type[BaseException], ...] = (peewee.PeeweeException, sqlite3.Error)
-# What a retried function may raise: driver errors, and ours made from them.
-_CAUGHT: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, StoreError)
-
-
-def _add_driver_errors(errors: tuple[type[BaseException], ...]) -> None:
-    """A driver was loaded (``_drivers.load_driver``): its errors are database errors too."""
-    global DRIVER_ERRORS, _CAUGHT
-    DRIVER_ERRORS = (*DRIVER_ERRORS, *(e for e in errors if e not in DRIVER_ERRORS))
-    _CAUGHT = (*DRIVER_ERRORS, StoreError)
-
-
-on_driver_errors(_add_driver_errors)
+def _retried() -> tuple[type[BaseException], ...]:
+    """What a retried function may raise: driver errors (those loaded so far), and ours."""
+    return (*_drivers.ERRORS, StoreError)
 
 
 def _original(exc: BaseException) -> BaseException:
@@ -105,10 +95,10 @@ def _original(exc: BaseException) -> BaseException:
             exc = exc.args[0]
         elif exc.__cause__ is not None:
             exc = exc.__cause__
-        elif (isinstance(exc.__context__, DRIVER_ERRORS)
+        elif (isinstance(exc.__context__, _drivers.ERRORS)
               and not isinstance(exc.__context__, peewee.PeeweeException)):
             exc = exc.__context__  # raised while handling the driver's error
-    if "cannot rollback" in str(exc) and isinstance(exc.__context__, DRIVER_ERRORS):
+    if "cannot rollback" in str(exc) and isinstance(exc.__context__, _drivers.ERRORS):
         return _original(exc.__context__)
     return exc
 
@@ -224,7 +214,7 @@ def retry_conflicts(attempts: int = CONFLICT_ATTEMPTS, pause: float = 0.05,
             for attempt in range(1, attempts + 1):
                 try:
                     return func(*args, **kwargs)
-                except _CAUGHT as exc:
+                except _retried() as exc:
                     db = database_proxy.obj
                     if (attempt == attempts or not is_conflict(exc)
                             or (db is not None and db.in_transaction())):
@@ -246,7 +236,7 @@ def map_db_errors() -> Iterator[None]:
     """
     try:
         yield
-    except DRIVER_ERRORS as exc:
+    except _drivers.ERRORS as exc:
         raise translate_db_error(exc) from exc
 
 
