@@ -14,10 +14,10 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from reconciler.config.models import AccountConfig, WatchConfig
+from reconciler.config.models import AccountConfig, SyncConfig, WatchConfig
 from reconciler.config.problems import Loc, Problem, describe
 
-__all__ = ["account_problems", "duplicate_names", "watch_problems"]
+__all__ = ["account_problems", "duplicate_names", "sync_problems", "watch_problems"]
 
 ENV_EMULATOR_HOST = "GOOGLE_CALENDAR_EMULATOR_HOST"
 
@@ -30,6 +30,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def sync_problems(sync: SyncConfig) -> list[Problem]:
+    """The adaptive schedule's bounds: ``min_interval <= interval <= max_interval``."""
+    problems: list[Problem] = []
+    low, high = sync.interval_bounds
+    if sync.min_interval is not None and low > sync.interval:
+        problems.append(Problem(("sync", "min_interval"),
+                                f"must be at most sync.interval ({sync.interval}), got {low}"))
+    if sync.max_interval is not None and high < sync.interval:
+        problems.append(Problem(("sync", "max_interval"),
+                                f"must be at least sync.interval ({sync.interval}), got {high}"))
+    return problems
 
 
 def watch_problems(watch: WatchConfig) -> list[Problem]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from hypothesis import assume, given
@@ -59,7 +60,7 @@ def test_a_busier_calendar_never_gets_a_longer_interval(rs: list[float], budget:
     lo, hi = min(b), max(b)
     result = plan(rs, budget, lo, hi)
     order = sorted(range(len(rs)), key=lambda i: rs[i])
-    for quieter, busier in zip(order, order[1:], strict=False):
+    for quieter, busier in itertools.pairwise(order):
         if rs[busier] > rs[quieter]:
             assert result[busier] <= result[quieter] * (1 + 1e-9)
 

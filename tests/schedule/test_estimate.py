@@ -14,8 +14,8 @@ counts = st.integers(min_value=0, max_value=50)
 history = st.lists(st.tuples(counts, spans), max_size=40)
 
 
-def replay(steps: list[tuple[int, float]], start: Estimate = Estimate()) -> Estimate:
-    est = start
+def replay(steps: list[tuple[int, float]]) -> Estimate:
+    est = Estimate()
     for changed, elapsed in steps:
         est = observe(est, changed, elapsed)
     return est
