@@ -806,9 +806,9 @@ def test_example_documents_every_key() -> None:
 def test_schedule_defaults_to_fixed_and_bounds_default_from_the_interval(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, f"[sync]\ninterval = 30\n{ACCOUNT}"), {})
     assert config.sync.schedule == "fixed"
-    assert config.sync.interval_bounds == (10, 60)
-    short = load_config(write(tmp_path, f"[sync]\ninterval = 4\n{ACCOUNT}"), {})
-    assert short.sync.interval_bounds == (4, 8)
+    assert config.sync.interval_bounds == (2, 60)
+    short = load_config(write(tmp_path, f"[sync]\ninterval = 1\n{ACCOUNT}"), {})
+    assert short.sync.interval_bounds == (1, 2)
 
 
 def test_adaptive_keys_are_read(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ MINUTE = 60
 HOUR = 3600
 DAY = 86_400
 MAX_INTERVAL = 7 * DAY
-DEFAULT_MIN_INTERVAL = 10  # seconds: [sync] min_interval when unset (adaptive schedule)
+DEFAULT_MIN_INTERVAL = 2  # seconds: [sync] min_interval when unset (adaptive schedule)
 MAX_LONG_SPAN = 366 * DAY  # audits, updatedMin cursor age
 MAX_RATE = 1_000_000  # requests per minute
 MAX_STRING = 4096
@@ -314,7 +314,7 @@ class SyncConfig:
     min_interval: Annotated[
         Annotated[Int, Meta(ge=1, le=MAX_INTERVAL)] | None, SECONDS,
         Meta(description="schedule = adaptive: shortest interval of one calendar (the "
-                         "busiest); unset: 10 s, or the interval when that is shorter."),
+                         "busiest); unset: 2 s, or the interval when that is shorter."),
     ] = None
     max_interval: Annotated[
         Annotated[Int, Meta(ge=1, le=MAX_INTERVAL)] | None, SECONDS,
@@ -326,7 +326,7 @@ class SyncConfig:
     def interval_bounds(self) -> tuple[int, int]:
         """``(min_interval, max_interval)`` of the adaptive schedule.
 
-        Unset, min is ``min(10, interval)`` and max is ``2 x interval``.
+        Unset, min is ``min(2, interval)`` and max is ``2 x interval``.
         """
         low = self.min_interval if self.min_interval is not None else min(
             DEFAULT_MIN_INTERVAL, self.interval)

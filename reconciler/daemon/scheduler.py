@@ -98,6 +98,7 @@ class _Cal:
     last_trigger: tuple[int, float] | None = None
     failures: int = 0
     planned: float | None = None  # the adaptive schedule's interval, as last read from the row
+    last_started: dt.datetime | None = None  # start of this process's last pass
 
 
 def job_id_for(account: str, calendar_id: str) -> str:
@@ -493,6 +494,7 @@ class Daemon:
         if state is None:
             return False
         cal.planned = state.planned_interval
+        cal.last_started = started
         account = calendars.get_account(state.account)
         decision = plan(state, account, started, first=cal.first,
                         process_started=self.process_started,
@@ -570,10 +572,22 @@ class Daemon:
         except ReconcilerError as exc:
             log.warning("adaptive schedule: could not replan: %s", exc)
             return
+        now = utcnow()
         with self._lock:
             for pk, planned in plan.items():
-                if pk in self._calendars:
-                    self._calendars[pk].planned = planned
+                cal = self._calendars.get(pk)
+                if cal is None:
+                    continue
+                before, cal.planned = self.interval_of(cal), planned
+                if (cal.last_started is None or cal.running or self.interval_of(cal) >= before
+                        or (cal.hold_until is not None and cal.hold_until > now)):
+                    continue
+                # A calendar that became busier: bring its next poll forward to the new grid.
+                sooner = self._next_due(cal, cal.last_started)
+                job = self.scheduler.get_job(cal.job_id)
+                if (job is not None and job.next_run_time is not None
+                        and sooner < job.next_run_time.replace(tzinfo=None)):
+                    self._schedule(cal, sooner)
 
     def _skip(self, cal: _Cal, decision: Plan, started: dt.datetime) -> bool:
         self.metrics.skips.labels(decision.reason).inc()
