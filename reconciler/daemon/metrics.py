@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 from reconciler.clock import utcnow
 from reconciler.errors import first_line
 from reconciler.outcome import PassOutcome
+from reconciler.schedule.plan import interval_of
 from reconciler.store import close_thread_connection
 from reconciler.store.models import Calendar, fn
 
@@ -123,6 +124,12 @@ class _StoreCollector(Collector):
         lag = GaugeMetricFamily("reconciler_calendar_lag_seconds",
                                 "Seconds a calendar is behind its interval (0 on schedule).",
                                 labels=["calendar", "account"])
+        every = GaugeMetricFamily("reconciler_calendar_interval_seconds",
+                                  "Seconds between polls of a calendar (adaptive: its plan).",
+                                  labels=["calendar", "account"])
+        rate = GaugeMetricFamily("reconciler_calendar_changes_per_hour",
+                                 "Estimated changes per hour (what the adaptive schedule learned).",
+                                 labels=["calendar", "account"])
         leases = GaugeMetricFamily("reconciler_leases_held",
                                    "Calendar leases this process holds now.")
         failing = GaugeMetricFamily("reconciler_calendars_failing",
@@ -135,14 +142,19 @@ class _StoreCollector(Collector):
             default = self._default_interval()
             rows = Calendar.select(Calendar.calendar_id, Calendar.account, Calendar.last_success,
                                    Calendar.interval, Calendar.lease_owner,
-                                   Calendar.consecutive_failures).where(~Calendar.removed)
+                                   Calendar.consecutive_failures, Calendar.planned_interval,
+                                   Calendar.change_rate).where(~Calendar.removed)
             for row in rows:
                 if row.lease_owner in owners:
                     held += 1
                 if row.consecutive_failures:
                     failing_count += 1
+                # The plan is written only under schedule = "adaptive" (a fixed `run` clears it).
+                interval = interval_of(row.interval or default, row.planned_interval, True)
+                every.add_metric([row.calendar_id, row.account], interval)
+                rate.add_metric([row.calendar_id, row.account], (row.change_rate or 0.0) * 3600)
                 if row.last_success is not None:
-                    behind = (now - row.last_success).total_seconds() - (row.interval or default)
+                    behind = (now - row.last_success).total_seconds() - interval
                     lag.add_metric([row.calendar_id, row.account], max(0.0, behind))
             leases.add_metric([], held)
             failing.add_metric([], failing_count)
@@ -150,6 +162,8 @@ class _StoreCollector(Collector):
             log.warning("metrics: could not read calendar state: %s", exc)
             return
         yield lag
+        yield every
+        yield rate
         yield leases
         yield failing
 

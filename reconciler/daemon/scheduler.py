@@ -204,6 +204,8 @@ class Daemon:
         if self.config.sync.schedule == "adaptive":
             self.scheduler.add_job(self._replan, IntervalTrigger(seconds=max(1.0, interval / 4)),
                                    id="control:replan", executor="control")
+        else:  # a plan left by an adaptive run must not steer status and metrics
+            schedule_rows.clear_planned_intervals()
         if self.config.metrics.port:
             self._start_http()
         if self.config.watch.enabled:

@@ -8,11 +8,13 @@ in one UPDATE.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from playhouse.test_utils import count_queries
 
+from reconciler import status
 from reconciler.emulator import Emulator
 from reconciler.schedule.plan import replan
 from reconciler.service import Service
@@ -34,8 +36,10 @@ def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator
     for cid in (BUSY, QUIET):
         emu.add_calendar(cid, summary=cid, owners=["user@example.com"])
         emu.insert_event(cid, _event(0))
-    path = write_config(tmp_path, database_url, [{"name": "ops", "calendars": [BUSY, QUIET]}], {})
-    svc = Service(config_for(emu, path))
+    path = write_config(tmp_path, database_url, [{"name": "ops", "calendars": [BUSY, QUIET]}],
+                        {"interval": 30})
+    config = config_for(emu, path)
+    svc = Service(config)
     try:
         found, _ = svc.resolve_calendars()
         svc.run_pass(found)  # first (full) passes: no observation
@@ -59,5 +63,17 @@ def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator
         again = rows.fleet_estimates()
         assert {r.pk: r.planned_interval for r in again} == pytest.approx(plan)
         assert rows.moved(again, plan) == {}  # nothing moved: nothing to write
+
+        # status: the plan, the estimate and the expected staleness, per calendar
+        adaptive = dataclasses.replace(config, sync=dataclasses.replace(config.sync,
+                                                                        schedule="adaptive"))
+        shown = {r["calendar"]: r for r in status.calendar_status(adaptive)}
+        assert shown[QUIET]["interval_s"] == pytest.approx(60)
+        assert shown[QUIET]["expected_staleness_s"] == pytest.approx(30)
+        assert shown[BUSY]["changes_per_hour"] == pytest.approx(fleet[BUSY].rate * 3600)
+        assert "CHG/H" in status.render_table(list(shown.values()))
+        fixed = {r["calendar"]: r for r in status.calendar_status(config)}
+        assert fixed[QUIET]["interval_s"] == 30 and "CHG/H" not in status.render_table(
+            list(fixed.values()))
     finally:
         svc.close()
