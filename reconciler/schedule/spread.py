@@ -7,10 +7,15 @@ in every process) and polls on its own grid of absolute times
 ``(k + p) * interval``: with phases spread uniformly, so are the polls, and
 the fleet's busiest second stays near the mean rate.
 
-After a pass that started at ``started``, the next poll is the first grid
-point at least half an interval later (at steady state exactly one interval
-later), and never later than ``max_interval`` after the start, so a plan that
-lengthens an interval cannot stretch one gap beyond the bound. First passes
+After a pass that started at ``started``, the next poll is one interval after
+the grid point nearest to ``started`` (so between half and one and a half
+intervals later; at steady state exactly one interval after the pass's own
+slot: a pass that started late, waiting for the quota, does not shift the
+calendar off its grid nor make it poll more often), and never later than
+``max_interval`` after the start, so a plan that lengthens an interval cannot
+stretch one gap beyond the bound (unless the interval itself is longer: when
+the budget wins over ``max_interval``, the grid is kept, or the fleet would
+spend more than the budget). First passes
 are not touched (they start at once, DESIGN).
 """
 
@@ -18,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -36,15 +40,16 @@ def _seconds(when: dt.datetime) -> float:
 
 def next_poll(started: dt.datetime, interval: float, phase_of: float,
               max_interval: float | None = None) -> dt.datetime:
-    """The first point of the calendar's grid at least ``interval / 2`` after ``started``.
+    """One interval after the point of the calendar's grid nearest to ``started``.
 
     The result keeps ``started``'s tzinfo (naive UTC in, naive UTC out) and
-    lies in ``[started + interval/2, started + min(1.5 * interval, max_interval)]``.
+    lies in ``[started + interval/2, started + min(1.5 * interval, max(max_interval, interval))]``.
     """
     base = _seconds(started)
-    earliest = base + interval / 2.0
-    k = math.ceil(earliest / interval - phase_of)
-    at = (k + phase_of) * interval
+    # The grid point this pass belongs to (the nearest one: a pass that started
+    # late because it waited for the quota still counts for its own slot), plus one.
+    k = round(base / interval - phase_of)
+    at = (k + 1 + phase_of) * interval
     if max_interval is not None:
-        at = min(at, base + max(max_interval, interval / 2.0))
+        at = min(at, base + max(max_interval, interval))
     return started + dt.timedelta(seconds=at - base)
