@@ -28,7 +28,7 @@ import google.auth.credentials
 
 from reconciler import discovery
 from reconciler.clock import utcnow
-from reconciler.config import AccountConfig, Config
+from reconciler.config import AccountConfig, Config, announce_emulator
 from reconciler.engine import CalendarSync
 from reconciler.errors import (
     AccessDenied,
@@ -107,6 +107,7 @@ class Service:
                  retry: RetryPolicy | None = None,
                  before_request: Callable[[str, str], None] | None = None) -> None:
         self.config = config
+        announce_emulator(config)  # one WARNING when $GOOGLE_CALENDAR_EMULATOR_HOST is in effect
         self.owner = owner or leases.make_owner()
         self.retry = retry or RetryPolicy(attempts=config.google.retries + 1,
                                           max_seconds=config.google.max_retry_seconds)

@@ -10,8 +10,14 @@
   ``tomllib`` itself recurses too far is one line too, never a traceback.
 * **Environment overrides**: ``$RECONCILER_DATABASE_URL`` replaces
   ``database.url``; ``$GOOGLE_CALENDAR_EMULATOR_HOST=host:port`` sends every API
-  call to ``http://host:port/calendar/v3/`` and makes every account anonymous.
+  call to ``http://host:port/calendar/v3/`` anonymously. It is a switch for
+  tests: refused (one line naming it) when its host is not loopback (unless
+  ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``), when an account names a credentials
+  file, or with ``[sync] purge_removed``; the loaded config remembers it
+  (``Config.emulator_endpoint``) so a sync logs one WARNING naming the endpoint.
   Problems in an override name the variable instead of the file.
+* **Secrets only over TLS**: ``[google] api_endpoint`` must be https unless its
+  host is loopback (or ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``).
 * **Paths do not depend on the working directory**: relative ``credentials`` and
   ``sqlite:///`` paths in a file are resolved against the file's folder; a
   relative SQLite path from the environment or the built-in default against the
@@ -21,7 +27,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +59,7 @@ __all__ = [
     "ENV_DATABASE_URL",
     "ENV_EMULATOR_HOST",
     "MAX_DEPTH",
+    "announce_emulator",
     "config_dir",
     "config_error",
     "load_config",
@@ -63,6 +72,10 @@ ENV_CONFIG = "RECONCILER_CONFIG"
 ENV_DATABASE_URL = "RECONCILER_DATABASE_URL"
 ENV_EMULATOR_HOST = rules.ENV_EMULATOR_HOST
 MAX_DEPTH = 8  # arrays/tables inside the document; the config itself needs 4
+
+log = logging.getLogger("reconciler.config")
+_announced: set[str] = set()
+_announced_lock = threading.Lock()
 
 _SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
@@ -142,7 +155,14 @@ def _new_rule_problems(rule_problems: list[Problem], defaulted: list[Loc]) -> li
                        for loc in defaulted)]
 
 
-def _emulator_endpoint(env: Mapping[str, str]) -> tuple[str | None, list[Problem]]:
+class _Emulator(NamedTuple):
+    """``$GOOGLE_CALENDAR_EMULATOR_HOST`` parsed: the endpoint it sets and its host."""
+
+    endpoint: str
+    host: str
+
+
+def _emulator_endpoint(env: Mapping[str, str]) -> tuple[_Emulator | None, list[Problem]]:
     value = env.get(ENV_EMULATOR_HOST, "").strip()
     if not value:
         return None, []
@@ -153,7 +173,19 @@ def _emulator_endpoint(env: Mapping[str, str]) -> tuple[str | None, list[Problem
                               source=f"${ENV_EMULATOR_HOST}")]
     host, port = parsed
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/calendar/v3/", []
+    return _Emulator(f"http://{shown}:{port}/calendar/v3/", host), []
+
+
+def _emulator_refusal(emulator: _Emulator, data: Mapping[str, Any], sync: SyncConfig | None,
+                      env: Mapping[str, str]) -> list[Problem]:
+    """The one problem line refusing the emulator switch, if it must be refused."""
+    raw = data.get("accounts")
+    keyed = [index for index, table in enumerate(raw if isinstance(raw, list) else [])
+             if isinstance(table, dict) and table.get("credentials")]
+    lines = rules.emulator_problems(emulator.host, allow_remote=rules.remote_emulator_allowed(env),
+                                    keyed=keyed,
+                                    purge_removed=sync is not None and sync.purge_removed)
+    return [Problem((), line, source=f"${ENV_EMULATOR_HOST}") for line in lines]
 
 
 def _database(
@@ -253,11 +285,19 @@ def _build(
             if name == "watch" and checked.model is not None:
                 found += _new_rule_problems(rules.watch_problems(checked.model), checked.defaulted)
         problems += found
-    endpoint, found = _emulator_endpoint(env)
+    emulator, found = _emulator_endpoint(env)
     problems += found
     google = sections["google"]
-    if endpoint is not None and google is not None:
-        google = sections["google"] = dataclasses.replace(google, api_endpoint=endpoint)
+    if emulator is not None:
+        problems += _emulator_refusal(emulator, data, sections["sync"], env)
+        if google is not None:
+            google = sections["google"] = dataclasses.replace(google,
+                                                              api_endpoint=emulator.endpoint)
+    elif google is not None and google.api_endpoint is not None:
+        insecure = rules.insecure_url_problem(
+            google.api_endpoint, allow_remote=rules.remote_emulator_allowed(env))
+        if insecure:
+            problems.append(Problem(("google", "api_endpoint"), insecure))
     accounts: tuple[AccountConfig, ...] = ()
     if "accounts" in data or require_accounts:
         if "accounts" not in data:
@@ -265,15 +305,33 @@ def _build(
         else:
             accounts, found = _accounts(
                 data["accounts"], anonymous_ok=google is None or google.emulator,
-                env_emulator=endpoint is not None, base_dir=base_dir)
+                env_emulator=emulator is not None, base_dir=base_dir)
             problems += found
     if problems:
         return None, problems
-    return Config(path=path, accounts=accounts, **sections), []
+    return Config(path=path, accounts=accounts,
+                  emulator_endpoint=emulator.endpoint if emulator else None, **sections), []
 
 
 def _raise(problems: list[Problem], source: str) -> ConfigError:
     return config_error([p.line(source) for p in problems])
+
+
+def announce_emulator(config: Config) -> None:
+    """Log one WARNING per process naming the emulator endpoint a config was switched to.
+
+    Called where syncing starts (before any request), so a process pointed at
+    an emulator by ``$GOOGLE_CALENDAR_EMULATOR_HOST`` says so in its log.
+    """
+    endpoint = config.emulator_endpoint
+    if endpoint is None:
+        return
+    with _announced_lock:
+        if endpoint in _announced:
+            return
+        _announced.add(endpoint)
+    log.warning("$%s is set: every Calendar API call goes to %s without credentials, not to "
+                "Google (a switch for tests)", ENV_EMULATOR_HOST, endpoint)
 
 
 def _resolve(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[Path, str]:

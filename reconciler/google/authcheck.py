@@ -52,7 +52,10 @@ def check_account(config: Config, account: AccountConfig) -> CheckResult:
         credentials = load_credentials(account.name, account.credentials, account.subject,
                                        config.google.emulator)
     except ReconcilerError as exc:
-        return CheckResult(account.name, False, f"account {account.name}: {exc}")
+        prefix = f"account {account.name}: "
+        text = str(exc)
+        return CheckResult(account.name, False,
+                           text if text.startswith(prefix) else prefix + text)
     http = httplib2.Http(timeout=config.google.timeout)
     try:
         if isinstance(credentials, PersistingUserCredentials | service_account.Credentials):

@@ -39,6 +39,7 @@ import google.auth.exceptions
 import google.oauth2.credentials
 from google.oauth2 import service_account
 
+from reconciler.config import rules
 from reconciler.errors import ConfigError
 from reconciler.google.errors import SCOPE, Identity, refresh_failure
 
@@ -186,6 +187,20 @@ def _read_json(path: Path, account: str) -> dict[str, Any]:
     return data
 
 
+def _check_token_uri(account: str, path: Path, token_uri: object) -> None:
+    """Refuse a ``token_uri`` the refresh token and client secret must not travel to.
+
+    The refresh POSTs both, so the URL must be https unless its host is
+    loopback (the emulator's ``/token``) or ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``.
+    """
+    if token_uri is None:
+        return  # google-auth's default, https://oauth2.googleapis.com/token
+    problem = (rules.insecure_url_problem(token_uri, allow_remote=rules.remote_emulator_allowed(
+        os.environ)) if isinstance(token_uri, str) else "must be a string URL")
+    if problem:
+        raise ConfigError(f"account {account}: credentials file {path}: token_uri {problem}")
+
+
 def load_credentials(account: str, path: Path | None, subject: str | None,
                      emulator: bool) -> google.auth.credentials.Credentials:
     """The credentials an account's API calls are made with.
@@ -214,6 +229,7 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
             return sa
         if kind == "authorized_user":
             user = PersistingUserCredentials.from_authorized_user_info(info, scopes=SCOPES)
+            _check_token_uri(account, path, info.get("token_uri"))
             if isinstance(info.get("token_uri"), str):
                 # google-auth ignores the file's token_uri; honour it (private
                 # deployments and the emulator's /token endpoint).
