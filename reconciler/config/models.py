@@ -389,6 +389,10 @@ class MetricsConfig:
     ] = None
     host: Annotated[Text, Meta(description="Address the metrics endpoint binds to.")] = (
         "127.0.0.1")
+    hash_calendar_ids: Annotated[
+        Bool, Meta(description="Label calendars with a pseudonym (sha256:...) instead of their "
+                               "ids, which are often people's e-mail addresses."),
+    ] = False
 
 
 # --------------------------------------------------------------------------- [[accounts]]
