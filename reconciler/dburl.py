@@ -144,9 +144,9 @@ def _userinfo_problem(url: str) -> str | None:
     """A user info a URL parser would cut short (``/``, ``?`` or ``#`` in the password)."""
     rest = url.partition("://")[2]
     userinfo, _ = _split_userinfo(rest)
-    if userinfo is not None and any(c in userinfo for c in "/?#@"):
-        return ("holds '/', '?', '#' or '@' before the host: percent-encode them in the "
-                "user name and password (%2F, %3F, %23, %40)")
+    if userinfo is not None and any(c in userinfo for c in "/?#"):
+        return ("holds '/', '?' or '#' before the host: percent-encode them in the "
+                "user name and password (%2F, %3F, %23)")
     return None
 
 

@@ -107,7 +107,6 @@ class Service:
                  retry: RetryPolicy | None = None,
                  before_request: Callable[[str, str], None] | None = None) -> None:
         self.config = config
-        announce_emulator(config)  # one WARNING when $GOOGLE_CALENDAR_EMULATOR_HOST is in effect
         self.owner = owner or leases.make_owner()
         self.retry = retry or RetryPolicy(attempts=config.google.retries + 1,
                                           max_seconds=config.google.max_retry_seconds)
@@ -147,6 +146,7 @@ class Service:
             return creds
 
     def _make_api(self, name: str) -> CalendarApi:
+        announce_emulator(self.config)  # once per process, before the first request
         hook = None
         if self.before_request is not None:
             callback = self.before_request
