@@ -91,6 +91,8 @@ def test_query_password_is_masked_in_cannot_open_database(
     "mysql://app:pa?s3cret@db.example.com/name",  # a '?' in the password
     "s3cret",  # the password pasted where the URL belongs
     "app:s3cret@db.example.com/name",  # no scheme
+    "mysql://app@db.example.com:0/name?password=s3cret",  # another problem, a query password
+    "oracle://app@db.example.com/name?password=s3cret",
 ])
 def test_a_malformed_url_is_refused_without_echoing_it(tmp_path: Path, url: str) -> None:
     path = tmp_path / "reconciler.toml"
