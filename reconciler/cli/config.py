@@ -22,6 +22,10 @@ import click
 from reconciler.cli.context import EXIT_FAILED, EXIT_OK, Context, pass_context
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @click.group("config")
 def config_group() -> None:
     """Work with the config file."""
@@ -44,8 +48,9 @@ def check(ctx: Context, skip_credentials: bool) -> None:
     calendars = sum(len(a.calendars) for a in config.accounts)
     discovering = sum(1 for a in config.accounts if a.discover)
     where = config.path or "built-in defaults and environment"
-    click.echo(f"config {where}: ok ({len(config.accounts)} account(s), {calendars} configured "
-               f"calendar(s){f', {discovering} discovering' if discovering else ''})")
+    click.echo(f"config {where}: ok ({_count(len(config.accounts), 'account')}, "
+               f"{_count(calendars, 'configured calendar')}"
+               f"{f', {discovering} discovering' if discovering else ''})")
     ok = True
     try:
         info = inspect_database(config.database.url)

@@ -77,7 +77,7 @@ def test_client_secrets_let_auth_login_run_from_the_shell(tmp_path: Path) -> Non
             text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None
         url = next(line.strip() for line in proc.stdout if line.startswith("http"))
-        out, err = proc.communicate(consent(url) + "\n", timeout=60)  # not 401 invalid_client
+        _out, err = proc.communicate(consent(url) + "\n", timeout=60)  # not 401 invalid_client
         assert proc.returncode == 0, err
         assert json.loads(token.read_text())["refresh_token"]
         config = tmp_path / "reconciler.toml"
