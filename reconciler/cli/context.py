@@ -76,10 +76,14 @@ class Context:
         """(Re)configure logging with the current level and format."""
         configure_logging(self.log_level.upper(), self.log_format)
 
-    def config(self, *, allow_missing: bool = False) -> Config:
-        """The loaded config (``ConfigError`` when unusable); loaded once."""
+    def config(self, *, allow_missing: bool = False, check_files: bool = True) -> Config:
+        """The loaded config (``ConfigError`` when unusable); loaded once.
+
+        ``check_files=False`` accepts credentials files that are not installed yet.
+        """
         if self._config is None:
-            self._config = load_config(self.config_path, allow_missing=allow_missing)
+            self._config = load_config(self.config_path, allow_missing=allow_missing,
+                                       check_files=check_files)
         return self._config
 
     def store(self, config: Config | None = None) -> peewee.Database:
