@@ -110,3 +110,46 @@ def test_config_check_skip_credentials_before_the_key_is_installed(tmp_path: Pat
         {"name": "ops", "credentials": "service-account.json", "calendarz": [CAL]}])
     still = run_cli(None, "-c", str(broken), "config", "check", "--skip-credentials", env=env)
     assert still.returncode == 2 and "calendarz" in still.stderr  # the rest is still validated
+
+
+def _sql_blocks(after: str) -> list[str]:
+    """The statements of the first ```sql block after the heading ``after`` in docs/database.md."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "database.md").read_text()
+    block = text.split(after, 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    return [s.strip() for s in block.split(";") if s.strip()]
+
+
+@pytest.mark.parametrize("kind", [pytest.param("mysql", marks=pytest.mark.mysql),
+                                  pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_documented_set_up_works_verbatim(calendar_emulator: Emulator, tmp_path: Path,
+                                              kind: str) -> None:
+    """docs/database.md's statements, with only the names made unique, give a user that
+    can migrate and sync (MariaDB: utf8mb4; PostgreSQL: the database's owner)."""
+    admin = _admin(kind)
+    name = f"rcsetup_{secrets.token_hex(4)}"
+    heading = "## MySQL / MariaDB" if kind == "mysql" else "## PostgreSQL"
+    statements = [re.sub(r"\breconciler\b", name, s) for s in _sql_blocks(heading)]
+    calendar_emulator.add_calendar(CAL, owners=["user@example.com"])
+    calendar_emulator.insert_event(CAL, {"summary": "Café 🎉",
+                                         "start": {"dateTime": "2030-01-01T09:00:00Z"},
+                                         "end": {"dateTime": "2030-01-01T10:00:00Z"}})
+    host = "127.0.0.1:3306" if kind == "mysql" else "127.0.0.1:5432"
+    scheme = "mysql" if kind == "mysql" else "postgresql"
+    url = f"{scheme}://{name}:a%20long%20random%20password@{host}/{name}"
+    try:
+        for statement in statements:  # the driver formats with %: a literal % is %%
+            admin.execute_sql(statement.replace("%", "%%") if kind == "mysql" else statement)
+        path = write_config(tmp_path, url, accounts=[{"name": "ops", "calendars": [CAL]}])
+        synced = run_cli(calendar_emulator, "-c", str(path), "once")
+        assert synced.returncode == 0, synced.stderr
+        assert "Café 🎉" in run_cli(calendar_emulator, "-c", str(path), "export").stdout
+    finally:
+        if kind == "postgres":
+            admin.execute_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s", (name,))
+            admin.execute_sql(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute_sql(f"DROP ROLE IF EXISTS {name}")
+        else:
+            admin.execute_sql(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute_sql(f"DROP USER IF EXISTS '{name}'@'%%'")
+        admin.close()
