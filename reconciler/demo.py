@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import sys
 from collections.abc import Callable
 
 from reconciler.config import parse_config
@@ -75,6 +77,20 @@ def fresh_database(database_url: str, echo: Echo) -> None:
                               "calendar(s); give --database an empty database")
 
 
+def command_name() -> str:
+    """How to call ``reconciler`` from this shell: the bare name when it is on ``PATH``
+    (an active venv), else the path of the script that runs now (``.venv/bin/reconciler``),
+    so the commands the tour suggests work when pasted."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    on_path = shutil.which("reconciler")
+    if os.path.basename(script) != "reconciler" or not os.path.isfile(script):
+        return "reconciler" if on_path else f"{sys.executable} -m reconciler.cli"
+    if on_path and os.path.abspath(on_path) == script:
+        return "reconciler"
+    relative = os.path.relpath(script)
+    return script if relative.startswith("..") else f"./{relative}"
+
+
 def run_demo(database_url: str, echo: Echo = print) -> int:
     """Run the tour against ``database_url``; return the exit status."""
     fresh_database(database_url, echo)
@@ -119,6 +135,7 @@ def run_demo(database_url: str, echo: Echo = print) -> int:
              f"{start}`):")
         for line in _summaries(feed, titles):
             echo(line)
+        cmd = command_name()
         echo(f"\nLook around: export RECONCILER_DATABASE_URL={database_url}; then "
-             "`reconciler status`, `reconciler export`, `reconciler changes`.")
+             f"`{cmd} status`, `{cmd} export`, `{cmd} changes`.")
         return code

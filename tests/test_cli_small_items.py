@@ -6,8 +6,14 @@ account properly."""
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from reconciler.emulator import Emulator
 from tests.helpers import run_cli, write_config
@@ -109,3 +115,25 @@ def test_config_check_words_an_anonymous_account_properly(calendar_emulator: Emu
     assert line == f"account ops: ok (anonymous access to {calendar_emulator.base_url})"
     assert result.stdout.startswith(f"config {path}: ok (1 account, 1 configured calendar)\n")
     assert "(s)" not in result.stdout and "((" not in result.stdout
+
+
+def test_demo_suggests_commands_that_work_without_the_venv_on_path(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "reconciler"
+    if not script.is_file():
+        pytest.skip(f"no installed `reconciler` entry point beside {sys.executable}")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(p) != script.parent)
+    env = dict(os.environ, PATH=path)
+    env.pop("VIRTUAL_ENV", None)
+    result = subprocess.run([str(script), "demo"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    suggested = re.search(r"then `(.+?) status`", last)
+    assert suggested is not None, last
+    assert suggested.group(1) != "reconciler"  # `command not found` in this shell
+    status = subprocess.run(f"{suggested.group(1)} status", shell=True, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(env, RECONCILER_DATABASE_URL="sqlite:///reconciler-demo.db"))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("3 calendars: 3 ok")

@@ -174,3 +174,14 @@ def test_setup_and_quickstart_from_a_fresh_clone(tmp_path: Path) -> None:
     folder.mkdir()
     done = run_quickstart(clone / ".venv" / "bin", folder)
     assert done and (folder / "quickstart.db").exists()
+
+
+def test_the_emulator_without_pytest_snippet_runs_and_imports_no_pytest() -> None:
+    """docs/emulator.md's "without pytest" snippet, verbatim, in a fresh interpreter."""
+    text = (REPO / "docs" / "emulator.md").read_text(encoding="utf-8")
+    snippet = text.split("or without pytest:", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    probe = "\nimport sys\nassert 'pytest' not in sys.modules, 'the snippet imported pytest'\n"
+    result = subprocess.run([sys.executable, "-c", snippet + probe], cwd=REPO, text=True,
+                            capture_output=True, timeout=120, env=_env(Path(sys.executable).parent))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "calendar#calendarList"
