@@ -99,7 +99,7 @@ def test_generated_calendars_and_events_are_synced_and_repeatable(tmp_path: Path
             status, events = _control(host, "events",
                                       {"calendar_id": "generated-0002@group.calendar.google.com"})
             assert status == 200 and isinstance(events, list)
-            summaries.append(sorted(e["summary"] for e in events))
+            summaries.append(sorted((e["id"], e["summary"]) for e in events))
             if len(summaries) == 1:
                 config = tmp_path / "reconciler.toml"
                 config.write_text('[database]\nurl = "sqlite:///m.db"\n'
