@@ -147,8 +147,8 @@ def emulator(
             seed.load_seed_file(emu, seed_spec)
     except seed.SeedError as exc:
         raise ConfigError(str(exc)) from None
-    if generate_calendars:
-        generate.generate(emu, generate_calendars, generate_events, generate_seed)
+    generated = (generate.generate(emu, generate_calendars, generate_events, generate_seed)
+                 if generate_calendars else [])
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -169,8 +169,10 @@ def emulator(
             nl=True,
         )
         if generate_calendars:
-            click.echo(f"generated {generate_calendars} calendar(s) of {generate_events} "
-                       f"event(s) each (seed {generate_seed})")
+            kept = generate_calendars - len(generated)
+            click.echo(f"generated {len(generated)} calendar(s) of {generate_events} "
+                       f"event(s) each (seed {generate_seed})"
+                       + (f"; {kept} already in the state, kept as they were" if kept else ""))
         if client_secrets:
             click.echo(f"OAuth client {client_id} registered; client secrets in {client_secrets}")
         while not stop.wait(0.5):

@@ -67,20 +67,25 @@ def event_body(rng: random.Random, now: Any, user: str) -> dict[str, Any]:
 def generate(emu: Emulator, calendars: int, events: int, seed: int = 0) -> list[str]:
     """Create ``calendars`` calendars owned by the default user, ``events`` events in each.
 
-    Returns the new calendar ids (:func:`calendar_id` 1 to N; ids already present
-    are filled, not recreated). The calendars are in the default user's
+    Returns the ids of the calendars it created (:func:`calendar_id` 1 to N). One
+    that is already there (loaded with ``--state``) is kept as it is, so a restart
+    with the same options changes nothing. The calendars are in the default user's
     calendarList, so ``discover = true`` finds them.
     """
     rng = random.Random(seed)
     user = emu.default_user
     now = emu.clock.now()
-    ids = [calendar_id(k) for k in range(1, calendars + 1)]
-    for k, cal in enumerate(ids, start=1):
-        if cal not in emu.calendars:
-            emu.add_calendar(cal, summary=f"Generated {k}", owners=[user],
-                             time_zone=rng.choice(_ZONES))
+    created: list[str] = []
+    for k in range(1, calendars + 1):
+        cal = calendar_id(k)
+        zone = rng.choice(_ZONES)
+        if cal in emu.calendars:
+            continue
+        emu.add_calendar(cal, summary=f"Generated {k}", owners=[user], time_zone=zone)
+        created.append(cal)
+        rng_cal = random.Random(f"{seed}:{k}")  # each calendar's events: its own stream
         for _ in range(events):
-            body = event_body(rng, now, user)
-            body["id"] = format(rng.getrandbits(104), "026x")  # base32hex digits, 26 like Google's
+            body = event_body(rng_cal, now, user)
+            body["id"] = format(rng_cal.getrandbits(104), "026x")  # base32hex, 26 like Google's
             emu.insert_event(cal, body)
-    return ids
+    return created

@@ -157,3 +157,15 @@ def test_control_404_lists_every_operation_it_answers() -> None:
         assert status == 404 and isinstance(body, dict)
         assert {"clock", "requests", "dump", "inject_fault"} <= set(body["operations"])
         assert _control(host, "clock")[0] == 200  # what the list names really answers
+
+
+def test_generated_calendars_restored_from_state_are_kept(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    args = ("--calendars", "2", "--events", "5", "--state", str(state))
+    with emulator_process(*args) as (host, lines):
+        assert "generated 2 calendar(s) of 5 event(s) each (seed 0)" in lines[1]
+        first = _control(host, "events", {"calendar_id": "generated-0001@group.calendar.google.com"})
+    with emulator_process(*args) as (host, lines):  # a restart: the state, not a duplicate
+        assert "generated 0 calendar(s) of 5 event(s) each (seed 0); 2 already in the state" in lines[1]
+        again = _control(host, "events", {"calendar_id": "generated-0001@group.calendar.google.com"})
+    assert first == again and len(again[1]) == 5  # type: ignore[arg-type]
