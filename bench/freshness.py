@@ -260,8 +260,13 @@ def main() -> None:
                           directory)
             deadline = time.monotonic() + 300
             while any(synced(s.db) < setup.calendars for s in sides):
-                if time.monotonic() > deadline:
-                    raise SystemExit("the first passes did not finish in 5 minutes")
+                if time.monotonic() > deadline or any(s.proc and s.proc.poll() is not None
+                                                      for s in sides):
+                    for s in sides:
+                        if s.stderr is not None:
+                            print(f"--- {s.label}:", *s.stderr.read_text().splitlines()[-5:],
+                                  sep="\n", file=sys.stderr)
+                    raise SystemExit("the first passes did not finish (in 5 minutes)")
                 time.sleep(0.5)
             stop = threading.Event()
             watcher = threading.Thread(target=watch, args=(sides, edits, stop), daemon=True)
