@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from reconciler.store import leases
+from reconciler.store.calendars import calendar_record
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar, Channel
 from reconciler.store.records import CalendarRow, ChannelRow
@@ -26,7 +27,8 @@ FAILED = "failed"
 LIVE_STATES = (OPENING, OPEN)
 
 
-def _record(row: Channel) -> ChannelRow:
+def channel_record(row: Channel) -> ChannelRow:
+    """The record of a channel model row (store-internal helper)."""
     return ChannelRow(
         id=int(row.id), calendar_id=int(row.calendar_id), channel_id=str(row.channel_id),
         resource_id=row.resource_id, expiration=row.expiration, owner=row.owner,
@@ -35,18 +37,11 @@ def _record(row: Channel) -> ChannelRow:
         failures=int(row.failures or 0))
 
 
-def calendar_record(row: Calendar) -> CalendarRow:
-    """The record of a calendar model row (store-internal helper)."""
-    return CalendarRow(id=int(row.id), calendar_id=str(row.calendar_id), account=str(row.account),
-                       summary=row.summary, removed=bool(row.removed), gone=bool(row.gone),
-                       interval=row.interval, last_success=row.last_success)
-
-
 @map_db_errors()
 def find(channel_id: str) -> ChannelRow | None:
     """The row of a channel id, or None when we never opened it (or stopped it)."""
     row = Channel.get_or_none(Channel.channel_id == channel_id)
-    return _record(row) if row is not None else None
+    return channel_record(row) if row is not None else None
 
 
 @map_db_errors()
@@ -64,7 +59,7 @@ def advance_message(channel_pk: int, number: int) -> bool:
 @map_db_errors()
 def begin_open(calendar_pk: int, channel_id: str, owner: str, now: dt.datetime) -> ChannelRow:
     """Write the ``opening`` row before asking Google for the channel."""
-    return _record(Channel.create(calendar=calendar_pk, channel_id=channel_id, owner=owner,
+    return channel_record(Channel.create(calendar=calendar_pk, channel_id=channel_id, owner=owner,
                                   state=OPENING, created_at=now, last_message_number=0))
 
 
@@ -100,20 +95,20 @@ def forget(channel_pk: int) -> None:
 @map_db_errors()
 def of_calendar(calendar_pk: int) -> list[ChannelRow]:
     """Every row of one calendar, oldest first."""
-    return [_record(r) for r in
+    return [channel_record(r) for r in
             Channel.select().where(Channel.calendar == calendar_pk).order_by(Channel.id)]
 
 
 @map_db_errors()
 def all_rows() -> list[ChannelRow]:
     """Every row, oldest first (the manager groups them by calendar)."""
-    return [_record(r) for r in Channel.select().order_by(Channel.id)]
+    return [channel_record(r) for r in Channel.select().order_by(Channel.id)]
 
 
 @map_db_errors()
 def owned_by(owner: str) -> list[ChannelRow]:
     """Live channels this process opened (stopped on SIGTERM)."""
-    return [_record(r) for r in
+    return [channel_record(r) for r in
             Channel.select().where((Channel.owner == owner) & Channel.state.in_(LIVE_STATES))
             .order_by(Channel.id)]
 
@@ -123,7 +118,7 @@ def listing() -> list[tuple[str, ChannelRow]]:
     """(calendar id, row) of every channel, by calendar id then age (``watch list``)."""
     query = (Channel.select(Channel, Calendar.calendar_id.alias("cal"))
              .join(Calendar).order_by(Calendar.calendar_id, Channel.id))
-    return [(str(row.cal), _record(row)) for row in query.objects()]
+    return [(str(row.cal), channel_record(row)) for row in query.objects()]
 
 
 @map_db_errors()

@@ -28,16 +28,36 @@ class AccountState:
 
 @dataclass(frozen=True, slots=True)
 class CalendarRow:
-    """A mirrored calendar as the watch manager, the CLI and status see it."""
+    """A mirrored calendar's row: every column of ``calendar``, under its own name."""
 
     id: int
     calendar_id: str
+    calendar_key: str
     account: str
-    summary: str | None
-    removed: bool
-    gone: bool
-    interval: int | None
-    last_success: dt.datetime | None
+    summary: str | None = None
+    source: str = "config"
+    removed: bool = False
+    gone: bool = False
+    sync_token: str | None = None
+    token_updated_at: dt.datetime | None = None
+    updated_min_cursor_ms: int | None = None
+    last_mode: str | None = None
+    last_full_sync: dt.datetime | None = None
+    last_attempt: dt.datetime | None = None
+    last_success: dt.datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    consecutive_failures: int = 0
+    next_due: dt.datetime | None = None
+    sync_requested_at: dt.datetime | None = None
+    sync_request_seq: int = 0
+    interval: int | None = None
+    lease_owner: str | None = None
+    lease_expires: dt.datetime | None = None
+    lease_since: dt.datetime | None = None
+    watch_owner: str | None = None
+    watch_until: dt.datetime | None = None
+    event_types: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
