@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
@@ -35,6 +36,28 @@ class BoundedPool(PooledDatabase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._holders: dict[int, threading.Thread] = {}
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        """Check a connection out, waiting up to the pool's timeout for one to come back.
+
+        Peewee's own loop can miss a wake-up (a connection given back between
+        its failed attempt and its wait) and then sleeps a whole second with a
+        connection free; here the wait starts only after a look, under the
+        pool's lock, that nothing came back meanwhile.
+        """
+        deadline = time.monotonic() + (self._wait_timeout or float("inf"))
+        while True:
+            try:
+                return bool(super(PooledDatabase, self).connect(reuse_if_open))
+            except MaxConnectionsExceeded:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MaxConnectionsExceeded(
+                        f"no free connection within {self._wait_timeout}s") from None
+                with self._pool_available:
+                    if self._connections or len(self._in_use) < self._max_connections:
+                        continue  # one came back meanwhile: try again at once
+                    self._pool_available.wait(timeout=min(remaining, 1.0))
 
     def _connect(self) -> Any:
         with self._pool_lock:
