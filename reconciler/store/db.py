@@ -56,9 +56,11 @@ def open_database(url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
         found.load_driver()
         db = found.database(driver_url(url), pool_size=pool_size, pool_timeout=pool_timeout)
         db.connect(reuse_if_open=True)
-    except Exception as exc:  # Peewee's and the drivers' (pymysql, psycopg2) errors
-        raise DatabaseUnavailable(
-            f"cannot open database {redact_url(url)}: {first_line(exc.__cause__ or exc)}") from exc
+    except Exception as exc:  # Peewee's, and the drivers' (pymysql, psycopg2), which are not
+        from reconciler.store.missingdb import missing_database_hint
+
+        why = missing_database_hint(url, exc) or first_line(exc.__cause__ or exc)
+        raise DatabaseUnavailable(f"cannot open database {redact_url(url)}: {why}") from exc
     return db
 
 

@@ -140,6 +140,15 @@ class Dialect:
         """A one-line message naming what to fix (a full disk), or None."""
         return None
 
+    def is_missing_database(self, error: BaseException) -> bool:
+        """Whether a connection error says the database does not exist on the server."""
+        return False
+
+    def create_database(self, name: str, user: str) -> str | None:
+        """The statement that creates database ``name`` as this project needs it (None:
+        nothing to create, e.g. a SQLite file is made on first use)."""
+        return None
+
 
 _BY_BACKEND: dict[str, Dialect] = {}
 

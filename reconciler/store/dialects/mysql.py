@@ -47,6 +47,7 @@ UNAVAILABLE = frozenset({
     2002, 2003, 2005, 2006, 2013, 2055,  # cannot connect, gone away, lost connection
     4031,  # disconnected by the server for inactivity
 })
+UNKNOWN_DATABASE = 1049
 # Lock conflicts the server resolved by rolling back one transaction: run it again.
 CONFLICT = frozenset({1213, 1205})  # deadlock found; lock wait timeout exceeded
 
@@ -200,6 +201,13 @@ class MySQLDialect(Dialect):
     def error_code(self, orig: BaseException) -> str:
         code = _code(orig)
         return f"MySQL error {code}" if code else ""
+
+    def is_missing_database(self, error: BaseException) -> bool:
+        return _code(error) == UNKNOWN_DATABASE
+
+    def create_database(self, name: str, user: str) -> str | None:
+        quoted = "`" + name.replace("`", "``") + "`"
+        return f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
 
 
 DIALECT: Dialect = MySQLDialect()

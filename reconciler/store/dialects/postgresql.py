@@ -115,5 +115,14 @@ class PostgresqlDialect(Dialect):
         code = _pgcode(orig)
         return f"SQLSTATE {code}" if code else ""
 
+    def is_missing_database(self, error: BaseException) -> bool:
+        text = str(error)
+        return 'database "' in text and "does not exist" in text
+
+    def create_database(self, name: str, user: str) -> str | None:
+        quoted = '"' + name.replace('"', '""') + '"'
+        owner = ' OWNER "' + user.replace('"', '""') + '"' if user else ""
+        return f"CREATE DATABASE {quoted}{owner} ENCODING 'UTF8' TEMPLATE template0"
+
 
 DIALECT: Dialect = PostgresqlDialect()
