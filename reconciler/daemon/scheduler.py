@@ -67,7 +67,7 @@ from reconciler.schedule import plan as adaptive
 from reconciler.service import Service
 from reconciler.store import calendars, leases
 from reconciler.store import schedule as schedule_rows
-from reconciler.store.models import Calendar
+from reconciler.store.records import CalendarRow as Calendar
 
 log = logging.getLogger("reconciler.daemon")
 

@@ -10,8 +10,11 @@ Mount :func:`make_app` in any WSGI stack, or let ``reconciler receiver`` /
   characters) or a message number that is not 1 to 19 ASCII digits below
   2**63 (the column is a signed 64-bit integer) -> 400;
 * token not the HMAC of the channel id (constant-time; no database query) ->
-  403; channel id not a live channel in the ``channel`` table -> the same 403
-  and body (:data:`REJECTED`), so a forger cannot tell which channels exist;
+  403 (:data:`REJECTED`), whether or not the channel exists, so a forger (who
+  has no secret) gets one answer and cannot tell which channels exist;
+* a valid token for a channel id that is not a live channel in the ``channel``
+  table (a stopped or replaced channel of ours; only the secret's holder can
+  make one) -> 404, as the interface contract says;
   resource id not the channel's -> 403;
 * message number not above the last one seen (duplicate, replay, out of
   order), or more than :data:`MAX_MESSAGE_JUMP` above it -> 200, ignored;
@@ -34,9 +37,8 @@ from urllib.parse import urlsplit
 from reconciler.config import Config
 from reconciler.errors import ConfigError, StoreError, first_line
 from reconciler.store import calendars as calendar_store
-from reconciler.store import close_thread_connection
+from reconciler.store import close_thread_connection, is_open
 from reconciler.store.dberrors import map_db_errors
-from reconciler.store.models import database_proxy
 from reconciler.watch import channels
 from reconciler.watch.throttle import HintThrottle, RateLimitedLog
 from reconciler.watch.tokens import MAX_CHANNEL_ID, token_matches
@@ -52,9 +54,10 @@ MAX_MESSAGE_NUMBER = 2**63 - 1  # channel.last_message_number is a signed BIGINT
 # until the channel is renewed. A message beyond the bound is ignored (200), not
 # recorded; polling still picks up the change it announced.
 MAX_MESSAGE_JUMP = 1_000_000
-# One answer for a forged token and an unknown channel (same status, same body).
+# One answer for every forged token, whatever channel it names (same status, same body).
 Answer = tuple[str, bytes, list[tuple[str, str]]]
-REJECTED: Answer = ("403 Forbidden", b"unknown channel or bad token\n", [])
+REJECTED: Answer = ("403 Forbidden", b"bad token\n", [])
+UNKNOWN: Answer = ("404 Not Found", b"unknown channel\n", [])
 WARN_EVERY = 60.0  # seconds between two log lines about the same kind of rejection
 StartResponse = Callable[..., Any]
 
@@ -110,8 +113,8 @@ class Receiver:
                               "watch: malformed notification rejected (400)")
             return "400 Bad Request", b"not a channel notification\n", []
         if not token_matches(self._secret, channel_id, environ.get("HTTP_X_GOOG_CHANNEL_TOKEN")):
-            # Checked before the database: a forgery costs no query, and answers as an
-            # unknown channel does, so it learns nothing about which channels exist.
+            # Checked before the database: a forgery costs no query, and gets the same
+            # answer for a live channel and for one that does not exist.
             self.warnings.log("token", logging.WARNING,
                               "watch: notification with a wrong token for channel %s rejected "
                               "(403)", channel_id[:MAX_CHANNEL_ID])
@@ -129,8 +132,8 @@ class Receiver:
         row = channels.find(channel_id)
         if row is None or row.state not in channels.LIVE_STATES:
             self.warnings.log("unknown", logging.INFO,
-                              "watch: notification for unknown channel rejected (403)")
-            return REJECTED
+                              "watch: notification for unknown channel rejected (404)")
+            return UNKNOWN
         resource_id = environ.get("HTTP_X_GOOG_RESOURCE_ID")
         if row.resource_id is not None and resource_id != row.resource_id:
             self.warnings.log("resource", logging.WARNING,
@@ -194,7 +197,7 @@ def make_app(config: Config, *, hint_window: float = 1.0) -> Receiver:
     if not secret:
         raise ConfigError("watch.secret is required to receive notifications "
                           f"(in {config.path or 'the config'})")
-    if database_proxy.obj is None:
+    if not is_open():
         from reconciler.store import open_store
 
         open_store(config.database.url)

@@ -102,7 +102,7 @@ def test_a_channel_that_expired_unrenewed_is_replaced(watched: Watched) -> None:
     [new] = watched.emu.channels()
     assert new["id"] != old["id"] and Channel.select().count() == 1
     # notifications on the dead channel are now unknown; on the new one they are hints
-    assert post(watched.port, notification(old, 5)) == 403
+    assert post(watched.port, notification(old, 5)) == 404
     assert post(watched.port, notification(new, 2)) == 200
 
 

@@ -74,13 +74,18 @@ def test_forged_tokens_are_rejected_with_403_and_change_nothing(watched: Watched
     assert snapshot(watched) == before
 
 
-def test_unknown_channels_are_rejected_as_forgeries_are(watched: Watched) -> None:
+def test_unknown_channels_answer_404_only_to_a_valid_token(watched: Watched) -> None:
+    """A forger (no secret) gets 403 whatever channel it names; only a valid token of a
+    channel we do not have (a stopped one of ours) learns 404, as the contract says."""
     [channel] = watched.emu.channels()
     before = snapshot(watched)
     stranger = new_channel_id()
-    for token in (channel_token(SECRET, stranger), channel["token"], "whatever"):
+    for token in (channel["token"], "whatever"):
         headers = dict(notification(channel, 7, token=token), **{"X-Goog-Channel-ID": stranger})
         assert post(watched.port, headers) == 403
+    headers = dict(notification(channel, 7, token=channel_token(SECRET, stranger)),
+                   **{"X-Goog-Channel-ID": stranger})
+    assert post(watched.port, headers) == 404
     assert snapshot(watched) == before
 
 
@@ -95,7 +100,7 @@ def wsgi(app: Any, headers: dict[str, str]) -> tuple[str, bytes]:
     return answer[0], body
 
 
-def test_forged_requests_cost_no_database_statement_and_answer_as_unknown(
+def test_forged_requests_cost_no_database_statement_and_get_one_answer(
         watched: Watched) -> None:
     [channel] = watched.emu.channels()
     app = watched.runtime.app
@@ -112,7 +117,11 @@ def test_forged_requests_cost_no_database_statement_and_answer_as_unknown(
     with count_queries() as counter:
         answers.add(wsgi(app, unknown))
     assert counter.count == 1  # the one lookup that finds no channel
-    assert answers == {("403 Forbidden", b"unknown channel or bad token\n")}
+    # Forgers get one answer, live channel or not; a valid token of a channel we do not
+    # have (only the secret's holder can make one) is the contract's 404.
+    assert answers == {("403 Forbidden", b"bad token\n"), ("404 Not Found", b"unknown channel\n")}
+    assert wsgi(app, unknown) == ("404 Not Found", b"unknown channel\n")
+    assert {wsgi(app, headers) for headers in forged} == {("403 Forbidden", b"bad token\n")}
 
 
 def test_a_message_number_may_not_jump_past_the_bound(watched: Watched) -> None:
@@ -198,6 +207,6 @@ def test_renewal_rotates_the_token_and_the_old_one_stops_working(watched: Watche
     assert watched.runtime.tick().renewed == [TEAM]
     [new] = watched.emu.channels()
     assert new["token"] != old["token"]  # a new random channel id, so a new HMAC
-    assert post(watched.port, notification(old, 40)) == 403  # a captured token dies with it
+    assert post(watched.port, notification(old, 40)) == 404  # a captured token dies with its channel
     assert post(watched.port, notification(dict(new, id=old["id"]), 41)) == 403
     assert post(watched.port, notification(new, 2)) == 200
