@@ -1,15 +1,16 @@
 """Freshness per request: the fixed and the adaptive schedule side by side on one timeline.
 
 A skewed fleet (300 calendars of 20 events over 4 accounts; 5% of the
-calendars receive 80% of the edits, the rest share 20% evenly), a Google-like
-latency (100 ms a request), a budget (``[quota] requests_per_minute = 600``,
-which ``interval = 30`` spends exactly) and a Poisson edit trace (120 edits a
-minute for 3 minutes). Two emulators are seeded identically and every edit of
-the trace is applied to both at the same moment; one ``reconciler run``
-process with ``schedule = "fixed"`` mirrors the first, one with ``schedule =
-"adaptive"`` (``max_interval = 60``) the second, each into its own SQLite
-database. So both schedules see the same edits at the same times, and each
-emulator's request log is one schedule's cost.
+calendars receive 80% of the edits, the rest share 20% evenly, or by Zipf rank
+with ``--quiet-zipf``), a Google-like latency (100 ms a request), a budget
+(``[quota] requests_per_minute = 600``, which ``interval = 30`` spends
+exactly) and a Poisson edit trace (120 edits a minute for 3 minutes). Two
+emulators are seeded identically and every edit of the trace is applied to
+both at the same moment; one ``reconciler run`` process with ``schedule =
+"fixed"`` mirrors the first, one with ``schedule = "adaptive"``
+(``max_interval = 60``) the second, each into its own SQLite database. So both
+schedules see the same edits at the same times, and each emulator's request
+log is one schedule's cost.
 
 Staleness is the time from an edit at the emulator to its appearance in the
 mirror database (a watcher reads both databases every 50 ms; an edit
@@ -21,6 +22,7 @@ polls each calendar at its allocation (an edit waits U(0, I_c); no latency).
 
     .venv/bin/python bench/freshness.py              # about 4-5 minutes
     .venv/bin/python bench/freshness.py --minutes 1  # a quick look
+    .venv/bin/python bench/freshness.py --quiet-zipf 0.8  # quiet calendars Zipf-skewed
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Setup:
     budget: int = 600
     latency_ms: float = 100.0
     seed: int = 18
+    quiet_zipf: float = 0.0  # 0: the quiet calendars share their 20% evenly; s > 0: Zipf(s)
 
     @property
     def busy(self) -> int:
@@ -99,18 +102,42 @@ def calendar_ids(setup: Setup) -> list[str]:
     return [f"c{n:03d}@group.calendar.google.com" for n in range(setup.calendars)]
 
 
+def quiet_weights(setup: Setup) -> list[float]:
+    """Each quiet calendar's share of the quiet edits: even, or Zipf(s) by rank."""
+    quiet = setup.calendars - setup.busy
+    weights = [1.0 / (k + 1) ** setup.quiet_zipf for k in range(quiet)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def true_rates(setup: Setup) -> dict[str, float]:
+    """Edits per second per calendar: the busy 5% share 80% evenly, the rest by quiet_weights."""
+    cals = calendar_ids(setup)
+    total = setup.edits_per_minute / 60.0
+    rates = {c: total * setup.busy_edits / setup.busy for c in cals[:setup.busy]}
+    for cal, weight in zip(cals[setup.busy:], quiet_weights(setup), strict=True):
+        rates[cal] = total * (1 - setup.busy_edits) * weight
+    return rates
+
+
 def trace(setup: Setup, rng: random.Random) -> list[Edit]:
-    """Poisson arrivals; 80% to the busy 5%, the rest evenly over the others."""
+    """Poisson arrivals; 80% to the busy 5%, the rest over the others (evenly or Zipf)."""
     cals = calendar_ids(setup)
     busy, quiet = cals[:setup.busy], cals[setup.busy:]
+    weights = quiet_weights(setup)
     rate = setup.edits_per_minute / 60.0
     edits, t, seq = [], 0.0, 0
     while True:
         t += rng.expovariate(rate)
         if t >= setup.minutes * 60:
             return edits
-        pool = busy if rng.random() < setup.busy_edits else quiet
-        edits.append(Edit(seq, t, rng.choice(pool), rng.randrange(setup.events)))
+        if rng.random() < setup.busy_edits:
+            cal = rng.choice(busy)
+        elif setup.quiet_zipf:
+            cal = rng.choices(quiet, weights)[0]
+        else:
+            cal = rng.choice(quiet)  # the same draws as before the Zipf option
+        edits.append(Edit(seq, t, cal, rng.randrange(setup.events)))
         seq += 1
 
 
@@ -220,12 +247,7 @@ def measured(side: Side, start: float, end: float) -> tuple[list[float], float, 
 def theory(setup: Setup, edits: list[Edit], rng: random.Random) -> tuple[list[float], list[float]]:
     """Staleness of the trace's edits under a fixed interval and under the square-root oracle."""
     fixed = [rng.uniform(0, setup.interval) for _ in edits]
-    cals = calendar_ids(setup)
-    total = setup.edits_per_minute / 60.0
-    busy = set(cals[:setup.busy])
-    rates = {c: total * (setup.busy_edits / setup.busy if c in busy
-                         else (1 - setup.busy_edits) / (setup.calendars - setup.busy))
-             for c in cals}
+    rates = true_rates(setup)
     budget = budget_per_second(setup.calendars, setup.interval, setup.budget)
     plan = intervals(rates, budget, min(2, setup.interval), setup.max_interval)
     oracle = [rng.uniform(0, plan[e.calendar]) for e in edits]
@@ -244,8 +266,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the edit trace")
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--quiet-zipf", type=float, default=0.0, metavar="S",
+                        help="quiet calendars' share of edits by Zipf(S) rank (0: even)")
     args = parser.parse_args()
-    setup = Setup(minutes=args.minutes, seed=args.seed)
+    setup = Setup(minutes=args.minutes, seed=args.seed, quiet_zipf=args.quiet_zipf)
     rng = random.Random(setup.seed)
     edits = trace(setup, rng)
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
@@ -287,10 +311,13 @@ def main() -> None:
                     side.proc.wait(30)
                 side.handle.stop()
         fixed_theory, oracle = theory(setup, edits, rng)
+        idle = setup.calendars - len({e.calendar for e in edits})
+        share = f"Zipf s={setup.quiet_zipf:g}" if setup.quiet_zipf else "even"
         print(f"Freshness: {setup.calendars} calendars x {setup.events} events over {len(USERS)} "
               f"accounts, {setup.busy} busy calendars take {setup.busy_edits:.0%} of "
               f"{setup.edits_per_minute:.0f} edits/min for {setup.minutes:g} min "
-              f"({len(edits)} edits), latency {setup.latency_ms:.0f} ms, budget {setup.budget}/min, "
+              f"({len(edits)} edits; {idle} calendars without one; quiet share {share}), "
+              f"latency {setup.latency_ms:.0f} ms, budget {setup.budget}/min, "
               f"interval {setup.interval} s, adaptive max_interval {setup.max_interval} s\n")
         print("| schedule | p50 (s) | p95 (s) | mean (s) | max (s) | events.list/min | "
               "busiest second |")

@@ -567,7 +567,7 @@ class Daemon:
         sync = self.config.sync
         try:
             rows = schedule_rows.fleet_estimates()
-            plan = adaptive.replan(((r.pk, r.rate, r.observed) for r in rows),
+            plan = adaptive.replan(((r.pk, r.rate, r.weight) for r in rows),
                                    interval=sync.interval,
                                    requests_per_minute=self.config.quota.requests_per_minute,
                                    bounds=sync.interval_bounds)

@@ -21,18 +21,42 @@ seconds, and the rate is their ratio::
 Two numbers per calendar are stored: ``rate`` and ``weight`` (``events`` is
 their product). Properties (tests/schedule/test_estimate.py):
 
-* an idle calendar's rate is 0, and stays 0 while nothing changes;
-* the weight never exceeds ``HALF_LIFE / ln 2`` (~1.44 half-lives), so a
+* an idle calendar's stored rate is 0, and stays 0 while nothing changes;
+* the weight tends to ``HALF_LIFE / ln 2`` (~1.44 half-lives; discrete passes
+  overshoot it by at most one span), so a
   calendar that starts changing after a long quiet spell is noticed by its
   first pass that finds a change: with the default half-life of 10 minutes,
   one changed item after a minute lifts the rate to at least 1/(15 min);
 * old behaviour fades: a busy calendar that falls silent halves its rate in
   about one half-life of passes.
+
+**Shrinkage toward the fleet** (:func:`shrunk`, used by the planner, not
+stored). A calendar seen for a minute without a change is not known to be
+idle: the raw ratio says 0 and would send it to ``max_interval``, and one
+change in a minute says 60 an hour. The planner therefore uses the posterior
+mean under a Gamma prior (the conjugate prior of a Poisson rate) centred on
+the fleet's pooled rate ``r0`` and worth ``w0`` seconds of observation, both
+estimated from the fleet (empirical Bayes, :func:`pooled_rate` and
+:func:`prior_weight`: ``w0 = r0 / variance of the rates``)::
+
+    fade      = max(0, 1 - weight / MAX_WEIGHT)   # 2 ** (-t / HALF_LIFE) after t s observed
+    posterior = (events + r0 * w0 * fade) / (weight + w0 * fade)
+
+The pseudo-observations fade with the same half-life as real ones: under
+continuous observation ``weight = MAX_WEIGHT * (1 - 2 ** (-t / HALF_LIFE))``,
+so ``fade`` is exactly the prior's weight decayed since observation began.
+Properties: the posterior lies between the calendar's own rate and the
+fleet's; more changes never lower it; an idle calendar's posterior falls
+monotonically and is exactly 0 once its weight reaches ``MAX_WEIGHT``
+(discrete passes overshoot the continuous limit, so this happens after a
+finite number of idle passes: about 5 half-lives when polled every 60 s), so
+a calendar idle long enough still ends at ``max_interval``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 HALF_LIFE = 600.0  # seconds: an observation counts half as much 10 minutes later
@@ -70,6 +94,57 @@ def observe(before: Estimate, changed: int, elapsed: float,
     events = before.rate * before.weight * decay + changed
     weight = before.weight * decay + elapsed
     return Estimate(rate=events / weight if weight > 0 else 0.0, weight=weight)
+
+
+def shrunk(estimate: Estimate, prior_rate: float, prior_weight: float,
+           half_life: float = HALF_LIFE) -> float:
+    """The calendar's rate shrunk toward ``prior_rate`` (Gamma-Poisson posterior mean).
+
+    ``prior_weight`` seconds of pseudo-observation at ``prior_rate``, faded by
+    the calendar's own observation (see the module docstring); a calendar
+    whose weight reached ``half_life / ln 2`` keeps its own rate.
+    """
+    fade = max(0.0, 1.0 - estimate.weight / (half_life / math.log(2)))
+    pseudo = max(0.0, prior_weight) * fade
+    total = estimate.weight + pseudo
+    if total <= 0:
+        return max(0.0, prior_rate)
+    return (estimate.rate * estimate.weight + max(0.0, prior_rate) * pseudo) / total
+
+
+def pooled_rate(estimates: Iterable[Estimate]) -> float:
+    """The fleet's rate: all observed changes over all observed time (the prior's centre)."""
+    events = weight = 0.0
+    for est in estimates:
+        events += est.rate * est.weight
+        weight += est.weight
+    return events / weight if weight > 0 else 0.0
+
+
+def prior_weight(estimates: Iterable[Estimate], half_life: float = HALF_LIFE) -> float:
+    """How many seconds of observation the fleet's prior is worth (empirical Bayes).
+
+    A Gamma prior with mean ``m`` and variance ``v`` is worth ``m / v``
+    seconds. ``m`` is the pooled rate; ``v`` is the spread of the calendars'
+    rates around it (weighted by their observation) less the spread that
+    Poisson counting alone gives (``m / weight`` per calendar). A fleet of
+    look-alike calendars (no spread beyond counting noise) gets the strongest
+    prior, ``half_life / ln 2``; a fleet of a few busy calendars among quiet
+    ones a weak one, so a busy calendar's own evidence wins within a pass.
+    """
+    rows = [est for est in estimates if est.weight > 0]
+    total = sum(est.weight for est in rows)
+    strongest = half_life / math.log(2)
+    if total <= 0:
+        return strongest
+    mean = sum(est.rate * est.weight for est in rows) / total
+    if mean <= 0:
+        return strongest
+    spread = sum(est.weight * (est.rate - mean) ** 2 for est in rows) / total
+    variance = spread - len(rows) * mean / total
+    if variance <= 0:
+        return strongest
+    return min(strongest, mean / variance)
 
 
 def changed_items(created: int, updated: int, deleted: int, mode: str) -> int | None:

@@ -8,7 +8,8 @@ and the fleet's replanning. Pure functions; the daemon calls them with rows it r
   grid (:mod:`reconciler.schedule.spread`) under ``adaptive``.
 * :func:`replan` turns the fleet's estimates into planned intervals: calendars
   no incremental pass has measured yet keep the configured interval and their
-  share of the budget; the others share the rest by the square-root rule.
+  share of the budget; the others share the rest by the square-root rule,
+  each rate shrunk toward the fleet's (a Gamma-Poisson prior fitted to the fleet).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from reconciler.schedule.allocate import budget_per_second, intervals
+from reconciler.schedule.estimate import Estimate, pooled_rate, prior_weight, shrunk
 from reconciler.schedule.spread import next_poll, phase
 
 
@@ -39,23 +41,38 @@ def next_due(calendar_id: str, started: dt.datetime, now: dt.datetime, interval:
     return max(next_poll(started, interval, phase(calendar_id), max_interval), now)
 
 
-def replan(fleet: Iterable[tuple[int, float, bool]], *, interval: float,
+def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
            requests_per_minute: float, bounds: tuple[float, float]) -> dict[int, float | None]:
-    """Planned interval per calendar pk from ``(pk, rate, observed)`` rows.
+    """Planned interval per calendar pk from ``(pk, rate, weight)`` rows.
 
     The budget is ``min(N x 60 / interval, requests_per_minute)`` a minute for
-    N calendars (DESIGN). Unmeasured calendars get None (the configured
-    interval) and the budget they spend at it is kept aside.
+    N calendars (DESIGN). Unmeasured calendars (weight 0) get None (the
+    configured interval) and the budget they spend at it is kept aside. While
+    no pass of the fleet has seen a change there is no evidence to allocate
+    by: the measured calendars share their budget evenly (the configured
+    interval, unless the quota is the tighter budget), as the fixed schedule
+    does. Otherwise each measured rate is shrunk toward the fleet's pooled
+    rate by a Gamma prior fitted to the fleet (empirical Bayes:
+    :func:`reconciler.schedule.estimate.prior_weight` and ``shrunk``), and the
+    square-root rule shares the rest of the budget.
     """
     rows = list(fleet)
     if not rows:
         return {}
     budget = budget_per_second(len(rows), interval, requests_per_minute)
-    measured = {pk: rate for pk, rate, observed in rows if observed}
-    plan: dict[int, float | None] = {pk: None for pk, _rate, observed in rows if not observed}
+    estimates = {pk: Estimate(rate, weight) for pk, rate, weight in rows if weight > 0}
+    plan: dict[int, float | None] = {pk: None for pk, _rate, _weight in rows
+                                     if pk not in estimates}
+    if not estimates:
+        return plan
     left = budget - len(plan) / interval
-    if measured:
-        if left <= 0:  # everything unmeasured already spends the budget: measured ones wait
-            left = len(measured) / max(bounds[1], interval)
-        plan.update(intervals(measured, left, bounds[0], bounds[1]))
+    if left <= 0:  # everything unmeasured already spends the budget: measured ones wait
+        left = len(estimates) / max(bounds[1], interval)
+    prior = pooled_rate(estimates.values())
+    if prior <= 0:  # no change seen anywhere: no evidence, share the budget evenly
+        plan.update({pk: len(estimates) / left for pk in estimates})
+        return plan
+    strength = prior_weight(estimates.values())
+    measured = {pk: shrunk(est, prior, strength) for pk, est in estimates.items()}
+    plan.update(intervals(measured, left, bounds[0], bounds[1]))
     return plan

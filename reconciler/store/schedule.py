@@ -32,8 +32,13 @@ class FleetRow:
     pk: int
     calendar_id: str
     rate: float  # changes per second
-    observed: bool  # False: no incremental pass has measured it yet
+    weight: float  # seconds of (decayed) observation behind ``rate``; 0: never measured
     planned_interval: float | None
+
+    @property
+    def observed(self) -> bool:
+        """False while no incremental pass has measured the calendar."""
+        return self.weight > 0
 
 
 def observed(calendar: CalendarState, outcome: PassOutcome,
@@ -56,7 +61,7 @@ def fleet_estimates() -> list[FleetRow]:
     query = (Calendar.select(Calendar.id, Calendar.calendar_id, Calendar.change_rate,
                              Calendar.rate_weight, Calendar.planned_interval)
              .where(~Calendar.removed).order_by(Calendar.id))
-    return [FleetRow(int(pk), str(cid), float(rate or 0.0), bool(weight), planned)
+    return [FleetRow(int(pk), str(cid), float(rate or 0.0), float(weight or 0.0), planned)
             for pk, cid, rate, weight, planned in query.tuples()]
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
-from hypothesis import given
+import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reconciler.daemon.planning import next_after_pass
+from reconciler.schedule.estimate import MAX_WEIGHT
 from reconciler.schedule.plan import interval_of, next_due, replan
 
 starts = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1))
@@ -27,20 +30,67 @@ def test_interval_of_uses_the_plan_only_when_adaptive() -> None:
     assert interval_of(30, None, adaptive=True) == 30
 
 
-fleets = st.lists(st.tuples(st.floats(min_value=0, max_value=1), st.booleans()),
+weights = st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=2000.0))
+fleets = st.lists(st.tuples(st.floats(min_value=0, max_value=1), weights),
                   min_size=1, max_size=300)
 
 
 @given(fleets, st.integers(min_value=5, max_value=600), st.integers(min_value=1, max_value=6000))
-def test_replan_never_spends_more_than_the_budget(fleet: list[tuple[float, bool]], interval: int,
+def test_replan_never_spends_more_than_the_budget(fleet: list[tuple[float, float]], interval: int,
                                                   quota: int) -> None:
-    rows = [(pk, rate, observed) for pk, (rate, observed) in enumerate(fleet)]
+    rows = [(pk, rate, weight) for pk, (rate, weight) in enumerate(fleet)]
     plan = replan(rows, interval=interval, requests_per_minute=quota,
                   bounds=(min(10, interval), 2 * interval))
     spend = sum(1 / (i if i is not None else interval) for i in plan.values())
     budget = min(len(rows) * 60 / interval, quota) / 60
-    unmeasured = sum(1 for _, _, observed in rows if not observed)
+    unmeasured = sum(1 for _, _, weight in rows if not weight)
     # Unmeasured calendars poll at the configured interval; when they alone spend more
     # than the quota, measured ones wait at max_interval (the quota bucket paces the rest).
     assert spend <= max(budget, unmeasured / interval + (len(rows) - unmeasured) / (2 * interval)) \
         * (1 + 1e-9)
+
+
+def test_no_change_seen_anywhere_shares_the_budget_evenly() -> None:
+    plan = replan([(1, 0.0, 30.0), (2, 0.0, 60.0), (3, 0.0, 0.0)], interval=30,
+                  requests_per_minute=600, bounds=(2, 60))
+    assert plan[3] is None and plan[1] == plan[2] == pytest.approx(30.0)
+
+
+measured = st.lists(st.tuples(st.floats(min_value=0, max_value=1),
+                              st.floats(min_value=1.0, max_value=MAX_WEIGHT * 0.99)),
+                    min_size=2, max_size=300)
+
+
+@given(measured, st.integers(min_value=5, max_value=120), st.floats(min_value=0.05, max_value=1.0))
+def test_a_feasible_budget_is_spent_whole(fleet: list[tuple[float, float]], interval: int,
+                                          share: float) -> None:
+    """Every measured calendar short of MAX_WEIGHT has a positive posterior: none is left idle."""
+    assume(any(rate for rate, _ in fleet))
+    n, lo, hi = len(fleet), min(2, interval), 2 * interval
+    quota = 60 * (n / hi + share * (n / interval - n / hi))  # between max_interval's and the interval's
+    plan = replan([(pk, r, w) for pk, (r, w) in enumerate(fleet)], interval=interval,
+                  requests_per_minute=quota, bounds=(lo, hi))
+    spend = sum(1 / i for i in plan.values() if i is not None)
+    assert spend == pytest.approx(quota / 60, rel=1e-6)
+
+
+@given(measured, st.floats(min_value=1.0, max_value=MAX_WEIGHT * 2))
+def test_a_busier_calendar_never_gets_a_longer_interval(fleet: list[tuple[float, float]],
+                                                        weight: float) -> None:
+    """Among calendars measured for as long (equal weight), more changes: never a longer interval."""
+    rows = [(pk, rate, weight) for pk, (rate, _) in enumerate(fleet)]
+    plan = replan(rows, interval=30, requests_per_minute=600, bounds=(2, 60))
+    order = sorted(rows, key=lambda row: row[1])
+    for (qpk, qrate, _), (bpk, brate, _) in itertools.pairwise(order):
+        if brate > qrate:
+            assert plan[bpk] <= plan[qpk] * (1 + 1e-9)  # type: ignore[operator]
+
+
+@given(st.lists(st.floats(min_value=1e-4, max_value=1.0), min_size=1, max_size=50),
+       st.integers(min_value=1, max_value=250))
+def test_a_calendar_idle_long_enough_sits_at_max_interval(busy: list[float], idle: int) -> None:
+    """Idle calendars whose own observation outweighs the prior (weight >= MAX_WEIGHT)."""
+    rows = [(pk, rate, MAX_WEIGHT) for pk, rate in enumerate(busy)]
+    rows += [(1000 + k, 0.0, MAX_WEIGHT * 1.01) for k in range(idle)]
+    plan = replan(rows, interval=30, requests_per_minute=600, bounds=(2, 60))
+    assert all(plan[1000 + k] == pytest.approx(60) for k in range(idle))

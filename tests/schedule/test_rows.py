@@ -53,23 +53,25 @@ def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator
         state = calendars.read_state(fleet[BUSY].pk)
         assert state is not None and state.change_rate == pytest.approx(fleet[BUSY].rate)
 
-        plan = replan(((r.pk, r.rate, r.observed) for r in fleet.values()), interval=30,
+        plan = replan(((r.pk, r.rate, r.weight) for r in fleet.values()), interval=30,
                       requests_per_minute=600, bounds=(10, 60))
-        assert plan[fleet[QUIET].pk] == pytest.approx(60)  # idle: max_interval
-        assert plan[fleet[BUSY].pk] is not None and plan[fleet[BUSY].pk] < 60
+        busy, quiet = plan[fleet[BUSY].pk], plan[fleet[QUIET].pk]
+        # one quiet pass is weak evidence: shrunk toward the fleet, still polled less often
+        assert busy is not None and quiet is not None and 10 <= busy < quiet <= 60
         with count_queries() as counter:
             rows.write_planned_intervals(rows.moved(list(fleet.values()), plan))
         assert counter.count == 1
         again = rows.fleet_estimates()
-        assert {r.pk: r.planned_interval for r in again} == pytest.approx(plan)
+        # (MariaDB keeps a FLOAT column to about six digits)
+        assert {r.pk: r.planned_interval for r in again} == pytest.approx(plan, rel=1e-5)
         assert rows.moved(again, plan) == {}  # nothing moved: nothing to write
 
         # status: the plan, the estimate and the expected staleness, per calendar
         adaptive = dataclasses.replace(config, sync=dataclasses.replace(config.sync,
                                                                         schedule="adaptive"))
         shown = {r["calendar"]: r for r in status.calendar_status(adaptive)}
-        assert shown[QUIET]["interval_s"] == pytest.approx(60)
-        assert shown[QUIET]["expected_staleness_s"] == pytest.approx(30)
+        assert shown[QUIET]["interval_s"] == pytest.approx(quiet)
+        assert shown[QUIET]["expected_staleness_s"] == pytest.approx(quiet / 2)
         assert shown[BUSY]["changes_per_hour"] == pytest.approx(fleet[BUSY].rate * 3600)
         assert "CHG/H" in status.render_table(list(shown.values()))
         fixed = {r["calendar"]: r for r in status.calendar_status(config)}
