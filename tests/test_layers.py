@@ -7,7 +7,8 @@ floor below it; every ``import`` counts, also inside functions and under
 0. ``cli``      the command line (``reconciler.cli.*``): the only importer of click
 1. ``tools``    ``demo``: the offline tour (runs the emulator in-process)
 2. ``app``      ``daemon``, ``watch``, ``oneshot``, ``status``, ``progress``: what commands drive
-3. ``service``  ``service``: accounts, credentials, one pass over many calendars
+3. ``service``  ``service`` and its owners (``handles``, ``calendarset``, ``attempt``,
+                ``passes``, ``report``): accounts, the calendar set, one attempt, one pass
 4. ``engine``   ``engine``, ``discovery``: one calendar's listing
 5. ``io``       ``store``, ``google``: the database and the Calendar API
 6. ``leaf``     ``config``, ``clock``, ``eventfields``, ``logsetup``, ``process``, ``suggest``,
@@ -34,7 +35,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tools", ("reconciler.demo",)),
     ("app", ("reconciler.daemon", "reconciler.watch", "reconciler.oneshot", "reconciler.status",
              "reconciler.progress")),
-    ("service", ("reconciler.service",)),
+    ("service", ("reconciler.service", "reconciler.handles", "reconciler.calendarset",
+                 "reconciler.attempt", "reconciler.passes", "reconciler.report")),
     # The planner is pure (no I/O) but speaks the store's write records, so it sits with the engine.
     ("engine", ("reconciler.engine", "reconciler.discovery", "reconciler.planner")),
     ("io", ("reconciler.store", "reconciler.google")),
@@ -141,3 +143,65 @@ def test_the_checker_sees_what_it_must() -> None:
     assert floor("reconciler.store.db") > floor("reconciler.engine") > floor("reconciler.service")
     assert floor("reconciler") == len(LAYERS) - 1 and floor("reconciler.daemon.quota") == 2
     assert floor("somewhere.else") is None
+
+
+# -- one set of counters ------------------------------------------------------------------
+
+COUNTERS = ("created", "updated", "deleted")
+
+
+def counter_declarations(paths: list[Path]) -> dict[str, list[str]]:
+    """Counter name -> ``module.Class`` of every class declaring it as a counter: a class
+    attribute annotated ``int`` or assigned an int (a read-only property is a view, not a
+    declaration; ``updated: Any`` of a Google resource is a timestamp, not a counter). The
+    emulator is a separate tool and is left out."""
+    found: dict[str, list[str]] = {name: [] for name in COUNTERS}
+    for path in paths:
+        name = module_name(path) if path.is_relative_to(PACKAGE.parent) else path.stem
+        if _matches(name, EMULATOR):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                targets: list[ast.expr] = []
+                if isinstance(item, ast.AnnAssign) and _is_int(item.annotation):
+                    targets = [item.target]
+                elif isinstance(item, ast.Assign) and _is_int(item.value):
+                    targets = list(item.targets)
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in found:
+                        found[target.id].append(f"{name}.{node.name}")
+    return found
+
+
+def _is_int(node: ast.expr) -> bool:
+    """An ``int`` annotation (also as a string) or an int literal."""
+    if isinstance(node, ast.Name):
+        return node.id == "int"
+    if isinstance(node, ast.Constant):
+        return node.value == "int" or (isinstance(node.value, int)
+                                       and not isinstance(node.value, bool))
+    return False
+
+
+def counter_violations(paths: list[Path]) -> list[str]:
+    return [f"{counter} is declared by {len(classes)} classes: {', '.join(sorted(classes))} "
+            "(carry reconciler.outcome.Counts instead)"
+            for counter, classes in counter_declarations(paths).items() if len(classes) > 1]
+
+
+def test_the_counters_are_declared_by_one_class() -> None:
+    assert counter_violations(modules()) == []
+    assert counter_declarations(modules())["created"] == ["reconciler.outcome.Counts"]
+
+
+def test_the_counter_rule_catches_a_second_declaration(tmp_path: Path) -> None:
+    planted = tmp_path / "summary.py"
+    planted.write_text("from dataclasses import dataclass\n\n\n@dataclass\nclass Totals:\n"
+                       "    created: int = 0\n    updated = 0\n\n    @property\n"
+                       "    def deleted(self) -> int:\n        return 0\n")
+    problems = counter_violations([*modules(), planted])
+    assert any("created is declared by 2 classes" in p and "summary.Totals" in p for p in problems)
+    assert any("updated is declared by 2 classes" in p for p in problems)
+    assert not any(p.startswith("deleted") for p in problems)  # a property is a view

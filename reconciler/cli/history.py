@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from reconciler.cli.context import Context, pass_context
-from reconciler.cli.read import _check_calendars
+from reconciler.cli.read import _check_calendars, _config_file
 from reconciler.errors import ReconcilerError
 
 
@@ -91,7 +91,7 @@ def history(ctx: Context, event_id: str, calendar_id: str | None, as_text: bool,
 
     ctx.read_store()
     if calendar_id is not None:
-        _check_calendars([calendar_id])
+        calendar_id = _check_calendars([calendar_id], _config_file(ctx))[0]
     holders = version_calendars(event_id)
     if calendar_id is not None:
         holders = [(pk, cid) for pk, cid in holders if cid == calendar_id]

@@ -91,16 +91,14 @@ class Metrics:
         self.duration.observe(result.seconds)
         if result.bad_events:
             self.bad_events.inc(result.bad_events)
-        for kind in ("created", "updated", "deleted"):
-            count = getattr(result, kind)
+        for kind, count in result.counts.changes.items():
             if count:
                 self.events.labels(kind).inc(count)
 
     def record_audit(self, result: PassOutcome) -> None:
         """Count an audit and what it had to repair (its own created/updated/deleted)."""
         self.audits.inc()
-        for kind in ("created", "updated", "deleted"):
-            count = getattr(result, kind)
+        for kind, count in result.counts.changes.items():
             if count:
                 self.drift.labels(kind).inc(count)
 

@@ -502,8 +502,8 @@ class Daemon:
         cal.hold_until = None
         request = SyncRequest(
             audit=decision.audit, seen=None if decision.probe else state,
-            # Stored in the same UPDATE that records the pass and releases the lease.
-            next_due=lambda: next_after_pass(started, cal.interval, utcnow()))
+            # Start-to-start, stored in the same UPDATE that records the pass.
+            next_due=started + dt.timedelta(seconds=cal.interval))
         try:
             attempt = svc.attempt(state, request)
         except SyncStopped:
