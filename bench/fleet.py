@@ -268,7 +268,7 @@ class ProjectFleet:
     (``tune_for_sync``, INFO text logging, ``load_config`` of the same config
     ``project-default`` uses, ``open_store``, and ``run_once``'s ``QuotaBudget``,
     ``Service``, ``check_credentials``, ``resolve_calendars``), once. Each
-    ``sync`` is then the pass of ``reconciler.oneshot.run_once``: ``run_pass`` over
+    ``sync`` is then the pass of ``reconciler.once.run_once``: ``run_pass`` over
     the resolved rows with its progress object (log lines, no terminal) and its
     failure and summary lines; every calendar is still claimed, re-read under
     the lease, listed, written and recorded. Differences from ``once``, all
@@ -292,7 +292,7 @@ class ProjectFleet:
         from reconciler.config import load_config
         from reconciler.daemon.quota import QuotaBudget
         from reconciler.logsetup import configure_logging
-        from reconciler.oneshot import report_failures, report_summary
+        from reconciler.once import report_failures, report_summary
         from reconciler.outcome import SyncRequest
         from reconciler.process import tune_for_sync
         from reconciler.progress import PassSummary, make_progress

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from reconciler.config import parse_config
 from reconciler.emulator import Emulator, running_emulator
 from reconciler.emulator.seed import seed_demo
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store import open_store
 from reconciler.store.changes import read_changes
 from reconciler.store.db import redact_url

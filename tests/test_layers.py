@@ -6,7 +6,7 @@ floor below it; every ``import`` counts, also inside functions and under
 
 0. ``cli``      the command line (``reconciler.cli.*``): the only importer of click
 1. ``tools``    ``demo``: the offline tour (runs the emulator in-process)
-2. ``app``      ``daemon``, ``watch``, ``oneshot``, ``status``, ``progress``: what commands drive
+2. ``app``      ``daemon``, ``watch``, ``once``, ``status``, ``progress``: what commands drive
 3. ``service``  ``service`` and its owners (``handles``, ``calendarset``, ``attempt``,
                 ``passes``, ``report``): accounts, the calendar set, one attempt, one pass
 4. ``engine``   ``engine``, ``discovery``: one calendar's listing
@@ -33,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("reconciler.cli",)),
     ("tools", ("reconciler.demo",)),
-    ("app", ("reconciler.daemon", "reconciler.watch", "reconciler.oneshot", "reconciler.status",
+    ("app", ("reconciler.daemon", "reconciler.watch", "reconciler.once", "reconciler.status",
              "reconciler.progress")),
     ("service", ("reconciler.service", "reconciler.handles", "reconciler.calendarset",
                  "reconciler.attempt", "reconciler.passes", "reconciler.report")),
@@ -136,7 +136,7 @@ def test_nothing_imports_upward_and_only_the_cli_imports_click() -> None:
 def test_the_checker_sees_what_it_must() -> None:
     """The walker finds lazy and relative imports, and the floors are ordered as declared."""
     cli_once = PACKAGE / "cli" / "once.py"
-    assert "reconciler.oneshot" in imports(cli_once)  # imported inside the command function
+    assert "reconciler.once" in imports(cli_once)  # imported inside the command function
     assert "click" in imports(cli_once)
     assert "reconciler.emulator.emulator" in imports(PACKAGE / "emulator" / "persist.py")  # relative
     assert floor("reconciler.cli.read") == 0 and floor("reconciler.errors") == len(LAYERS) - 1

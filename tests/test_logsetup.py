@@ -85,7 +85,7 @@ def test_a_pass_that_changed_nothing_logs_at_debug(capsys: pytest.CaptureFixture
 
 def test_failures_carry_error_kind_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "json")
-    log_failure("reconciler.oneshot", f"calendar {TEAM}: sync failed",
+    log_failure("reconciler.once", f"calendar {TEAM}: sync failed",
                 error=PermissionError("access denied\nsecond line"), calendar=TEAM, account="ops")
     (line,) = json_lines(capsys.readouterr().err)
     assert line["error_kind"] == "PermissionError" and line["error"] == "access denied second line"

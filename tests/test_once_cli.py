@@ -232,3 +232,38 @@ def test_calendar_option_accepts_primary_and_names_a_calendar_not_in_the_config(
     assert "did you mean" not in result.stderr
     typo = run_cli(emu, "-c", str(path), "once", "--calendar", "team@group.calendar.google.co")
     assert typo.returncode == 2 and f"did you mean {TEAM}" in typo.stderr
+
+
+@pytest.mark.slow
+def test_a_database_that_dies_during_once_is_one_line(calendar_emulator: Emulator,
+                                                       tmp_path: Path) -> None:
+    from tests.faults.servers import PrivateMariaDB
+
+    if not PrivateMariaDB.available():
+        pytest.skip("MariaDB server binaries not installed")
+    server = PrivateMariaDB(tmp_path)
+    server.install()
+    try:
+        seed(calendar_emulator, 2000)
+        path = write_config(tmp_path, server.url, sync={"page_size": PAGE})
+        text = path.read_text().replace("max_retry_seconds = 20", "max_retry_seconds = 2")
+        path.write_text(text.replace("retries = 4", "retries = 0"))
+        calendar_emulator.set_latency(fixed_ms=150)
+        once = Once(calendar_emulator, "-c", str(path))
+        try:
+            lists = lambda: sum(1 for r in calendar_emulator.request_log  # noqa: E731
+                                if r.method == "events.list")
+            wait_for(lambda: lists() >= 4 or once.proc.poll() is not None, 60,
+                     "some pages to be listed")
+            assert once.proc.poll() is None, once.lines
+            server.kill()
+            code, stderr = once.finish(120)
+        finally:
+            once.kill()
+    finally:
+        calendar_emulator.set_latency()
+        server.stop()
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    (line,) = problem_lines(stderr)
+    assert line.startswith(f"reconciler: {TEAM}: database"), stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reconciler.daemon.quota import QuotaBudget
 from reconciler.emulator import Emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from tests.helpers import assert_mirror_exact, config_for, write_config
 
 QUOTA = 5

@@ -28,7 +28,7 @@ from reconciler.cli.context import Context, pass_context
 def once(ctx: Context, only: tuple[str, ...], full: bool, concurrency: int | None,
          verify: bool) -> None:
     """One pass over every calendar, then exit (0 all synced, 1 any failed)."""
-    from reconciler.oneshot import Interrupts, run_once
+    from reconciler.once import Interrupts, run_once
 
     interrupts = Interrupts(ctx.log_format)
     interrupts.install()

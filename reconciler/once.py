@@ -9,14 +9,19 @@ waits for it instead of drawing 403s from Google.
 
 While it runs, ``reconciler.progress`` shows what is happening (a live display
 on a terminal, an INFO line per calendar at least every 10 s otherwise); it
-ends with one summary line.
+ends with one summary line, folded from the pass report (passes and audits),
+so it agrees with the per-pass log lines. SIGINT or SIGTERM stops it after the
+pages in flight (:class:`Interrupts`: one line, exit 130 or 143); a second
+SIGINT stops it at once. A calendar whose lease another process holds is
+waited for (``lease_time`` at most), said once with who holds it and since when.
 
 Invariants: every line this module writes follows the log format: in ``text``
 failure and verify lines are ``reconciler: SUBJECT: MESSAGE`` (scripts grep
 them), in ``json`` they are JSON log lines with the fields ``event``,
 ``calendar``, ``account``, ``error_kind`` (and ``error``); the summary is the
 last line, after the progress display has stopped (in ``text`` a bare line
-without the ``reconciler:`` prefix, which marks failures only).
+without the ``reconciler:`` prefix, which marks failures only); an account whose
+credentials were refused is one line, not one per calendar.
 """
 
 from __future__ import annotations
