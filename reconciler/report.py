@@ -7,9 +7,9 @@ project error (a bug: traceback logged once, then a failure like any other)
 and :func:`failure_of` turns a project error into the :class:`Failure` shown
 to the user (with the advice of :mod:`reconciler.google.errors`).
 
-Invariants: a :class:`Failure` is one line; an account whose credentials were
-refused is one line for the account in :meth:`PassReport.folded`, however many
-of its calendars failed with it.
+Invariants: a :class:`Failure` is one line; one cause is one line in
+:meth:`PassReport.folded`: an account whose credentials were refused, or a
+database that went away, however many calendars failed with it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import (
     AuthFailed,
+    DatabaseUnavailable,
     GoogleError,
     InternalError,
     ReconcilerError,
@@ -82,34 +83,44 @@ class PassReport:
         return not self.failures
 
     def folded(self) -> list[Failure]:
-        """The failures to show: one line per account whose credentials were refused
-        (naming how many calendars it kept from syncing), the rest as they are."""
-        refused: dict[str, list[Failure]] = {}
+        """The failures to show, one line per cause: one per account whose credentials
+        were refused and one for a database that went away (each naming how many
+        calendars it kept from syncing); the rest as they are."""
+        groups: dict[str, list[Failure]] = {}
         for failure in self.failures:
-            if failure.kind == AuthFailed.__name__ and failure.account is not None:
-                refused.setdefault(failure.account, []).append(failure)
+            key = _cause(failure)
+            if key is not None:
+                groups.setdefault(key, []).append(failure)
         shown: list[Failure] = []
-        done: set[str] = set()
         for failure in self.failures:
-            account = failure.account
-            if account is None or account not in refused:
+            key = _cause(failure)
+            if key is None:
                 shown.append(failure)
                 continue
-            if account in done:
+            group = groups.pop(key, None)
+            if group is None:  # already shown
                 continue
-            done.add(account)
-            group = refused[account]
+            first = group[0]
+            subject = f"account {first.account}" if key.startswith("account ") else "database"
+            message = _without_prefix(first.message, f"{subject}: ")
             calendars = sum(1 for f in group if not f.of_account)
-            message = _without_account(group[0].message, account)
             if calendars:
                 noun = "calendar" if calendars == 1 else "calendars"
                 message += f" ({calendars} {noun} not synced)"
-            shown.append(Failure(f"account {account}", message, group[0].kind, account))
+            shown.append(Failure(subject, message, first.kind, first.account))
         return shown
 
 
-def _without_account(message: str, account: str) -> str:
-    prefix = f"account {account}: "
+def _cause(failure: Failure) -> str | None:
+    """The shared cause a failure is folded under (None: it stands alone)."""
+    if failure.kind == AuthFailed.__name__ and failure.account is not None:
+        return f"account {failure.account}"
+    if failure.kind == DatabaseUnavailable.__name__:
+        return "database"
+    return None
+
+
+def _without_prefix(message: str, prefix: str) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 

@@ -244,8 +244,11 @@ def test_a_database_that_dies_during_once_is_one_line(calendar_emulator: Emulato
     server = PrivateMariaDB(tmp_path)
     server.install()
     try:
-        seed(calendar_emulator, 2000)
-        path = write_config(tmp_path, server.url, sync={"page_size": PAGE})
+        cals = [TEAM, OTHER, "third@group.calendar.google.com"]
+        for cal in cals:
+            seed(calendar_emulator, 2000, cal)
+        path = write_config(tmp_path, server.url, [{"name": "ops", "calendars": cals}],
+                            sync={"page_size": PAGE})
         text = path.read_text().replace("max_retry_seconds = 20", "max_retry_seconds = 2")
         path.write_text(text.replace("retries = 4", "retries = 0"))
         calendar_emulator.set_latency(fixed_ms=150)
@@ -253,7 +256,7 @@ def test_a_database_that_dies_during_once_is_one_line(calendar_emulator: Emulato
         try:
             lists = lambda: sum(1 for r in calendar_emulator.request_log  # noqa: E731
                                 if r.method == "events.list")
-            wait_for(lambda: lists() >= 4 or once.proc.poll() is not None, 60,
+            wait_for(lambda: lists() >= 9 or once.proc.poll() is not None, 60,
                      "some pages to be listed")
             assert once.proc.poll() is None, once.lines
             server.kill()
@@ -265,5 +268,6 @@ def test_a_database_that_dies_during_once_is_one_line(calendar_emulator: Emulato
         server.stop()
     assert code == 1, stderr
     assert "Traceback" not in stderr
-    (line,) = problem_lines(stderr)
-    assert line.startswith(f"reconciler: {TEAM}: database"), stderr
+    (line,) = problem_lines(stderr)  # one cause, one line: not one per calendar
+    assert line.startswith("reconciler: database: database connection lost"), stderr
+    assert line.endswith("(3 calendars not synced)"), stderr
