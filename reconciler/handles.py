@@ -24,7 +24,7 @@ from collections.abc import Callable
 import google.auth.credentials
 
 from reconciler.clock import utcnow
-from reconciler.config import AccountConfig, Config
+from reconciler.config import AccountConfig, Config, announce_emulator
 from reconciler.engine import CalendarSync
 from reconciler.errors import AuthFailed, ReconcilerError
 from reconciler.google.client import ApiPool, CalendarApi
@@ -86,6 +86,7 @@ class AccountHandles:
             self.credentials(account.name)
 
     def _make_api(self, name: str) -> CalendarApi:
+        announce_emulator(self.config)  # once per process, before the first request
         hook = None
         if self.before_request is not None:
             callback = self.before_request

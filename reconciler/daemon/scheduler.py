@@ -115,7 +115,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.heartbeat = Heartbeat(clock, heartbeat_period)
         self.metrics = Metrics(owners=self.owners,
-                               default_interval=lambda: self.config.sync.interval)
+                               default_interval=lambda: self.config.sync.interval,
+                               hash_calendar_ids=lambda: self.config.metrics.hash_calendar_ids)
         self.budget = QuotaBudget(config.quota, self.stop_event,
                                   on_wait=self.metrics.quota_waits.inc)
         self._svc_lock = threading.Lock()
