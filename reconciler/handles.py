@@ -98,6 +98,20 @@ class AccountHandles:
                            timeout=self.config.google.timeout, retry=self.retry,
                            before_request=hook)
 
+    def sees_calendar(self, name: str, calendar_id: str) -> bool:
+        """Whether account ``name`` can read ``calendar_id`` (``calendars.get``, on a
+        handle of its own that is closed at once): a usage check of ``--calendar``, so
+        it is not the first request the emulator switch announces."""
+        api = CalendarApi(self.credentials(name), api_endpoint=self.config.google.api_endpoint,
+                          timeout=self.config.google.timeout, retry=self.retry)
+        try:
+            api.get_calendar(calendar_id)
+        except ReconcilerError:
+            return False
+        finally:
+            api.close()
+        return True
+
     def api(self, name: str) -> CalendarApi:
         """This thread's API handle for account ``name``."""
         return self.pool.for_account(name)

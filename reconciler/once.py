@@ -40,7 +40,6 @@ from reconciler import discovery
 from reconciler.clock import utcnow
 from reconciler.config import Config
 from reconciler.daemon.quota import QuotaBudget
-from reconciler.errors import ReconcilerError
 from reconciler.logsetup import log_fields
 from reconciler.outcome import PassOutcome, SyncRequest
 from reconciler.progress import PassSummary, log_summary, make_progress
@@ -180,15 +179,10 @@ def _existing(service: Service, ids: list[str]) -> set[str]:
         found |= {item.calendar_id for item in discovery.visible_calendars(account.name)
                   if item.calendar_id in ids}
     for cid in ids:
-        if cid in found or "@" not in cid:
-            continue
-        for account in service.config.accounts:
-            try:
-                service.pool.for_account(account.name).get_calendar(cid)
-            except ReconcilerError:
-                continue
+        if cid not in found and "@" in cid and any(
+                service.handles.sees_calendar(account.name, cid)
+                for account in service.config.accounts):
             found.add(cid)
-            break
     return found
 
 
