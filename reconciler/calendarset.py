@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler import discovery
 from reconciler.errors import AccessDenied, BadRequest, CalendarNotFound, ReconcilerError
 from reconciler.handles import AccountHandles
 from reconciler.report import Failure, failure_of
 from reconciler.store import calendars
-from reconciler.store.models import Calendar, key_of
+from reconciler.store.records import CalendarRow as Calendar
 
 log = logging.getLogger("reconciler.service")
 
@@ -95,12 +95,12 @@ def _store(chosen: dict[str, Candidate]) -> list[Calendar]:
     for calendar_id, chosen_by in chosen.items():
         row = calendars.ensure_calendar(calendar_id, chosen_by.account, source=chosen_by.source,
                                         interval=chosen_by.interval, summary=chosen_by.summary,
-                                        known=existing.get(key_of(calendar_id)))
+                                        known=existing.get(calendars.key_of(calendar_id)))
         if row.account != chosen_by.account:
             log.info("calendar %s: now synced by account %s (was %s)", calendar_id,
                      chosen_by.account, row.account)
             calendars.reassign(row.id, chosen_by.account)
-            row.account = chosen_by.account
+            row = replace(row, account=chosen_by.account)
         rows.append(row)
     wanted = {row.id for row in rows}
     for row in existing.values():

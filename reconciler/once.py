@@ -46,7 +46,7 @@ from reconciler.progress import PassSummary, log_summary, make_progress
 from reconciler.report import Failure, PassReport
 from reconciler.service import Service
 from reconciler.store import calendars
-from reconciler.store.models import Calendar
+from reconciler.store.records import CalendarRow as Calendar
 from reconciler.suggest import expand_primary, require_known
 
 log = logging.getLogger("reconciler.once")

@@ -38,7 +38,7 @@ from reconciler.outcome import Attempt, CalendarState, PageCallback, PassOutcome
 from reconciler.passes import PassObserver, PassRunner
 from reconciler.report import Failure, PassReport
 from reconciler.store import calendars, leases
-from reconciler.store.models import Calendar
+from reconciler.store.records import CalendarRow as Calendar
 
 log = logging.getLogger("reconciler.service")
 

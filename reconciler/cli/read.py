@@ -26,29 +26,26 @@ STATE_CHOICES = ("ok", "never_synced", "failing", "needs_reauth", "gone", "remov
 
 
 def _known_calendar_ids() -> list[str]:
-    from reconciler.store.models import Calendar
+    from reconciler.store import calendars
 
-    return [cid for (cid,) in Calendar.select(Calendar.calendar_id).tuples()]
+    return calendars.calendar_ids()
 
 
 def _check_calendars(requested: Iterable[str], config_file: object = None) -> list[str]:
     """The stored ids ``--calendar`` names (``primary``: the accounts' own calendars, as the
     config accepts it); a usage error for the rest: "not in the config" for a calendar an
     account's calendarList shows, else the closest known ids."""
-    from reconciler.store.models import Account, AccountCalendar
+    from reconciler.store import accounts
 
     requested = [c for c in requested if c]
     if not requested:
         return []
-    primaries = [str(cid) for (cid,) in Account.select(Account.primary_calendar_id)
-                 .where(Account.primary_calendar_id.is_null(False)).tuples()]
-    ids = expand_primary(requested, primaries)
+    ids = expand_primary(requested, accounts.primary_calendar_ids())
     known = set(_known_calendar_ids())
     missing = [cid for cid in ids if cid not in known]
     if missing:
-        visible = {cid for (cid,) in AccountCalendar.select(AccountCalendar.calendar_id)
-                   .where(AccountCalendar.calendar_id.in_(missing)).tuples()}
-        require_known(ids, known, elsewhere=visible, config_file=config_file)
+        require_known(ids, known, elsewhere=accounts.seen_by_an_account(missing),
+                      config_file=config_file)
     return ids
 
 

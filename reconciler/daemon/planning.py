@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.outcome import CalendarState
-from reconciler.store.models import Account
+from reconciler.store.records import AccountState
 
 FIRST_PASS_SPREAD_MAX = 0.1  # DESIGN: first passes start at once, spread over <= 10% of the interval
 DUE_TOLERANCE = dt.timedelta(seconds=0.5)
@@ -62,7 +62,7 @@ def audit_due(row: CalendarState, now: dt.datetime, audit_interval: float) -> bo
     return bool((now - row.last_full_sync).total_seconds() >= threshold)
 
 
-def plan(row: CalendarState, account: Account | None, now: dt.datetime, *, first: bool,
+def plan(row: CalendarState, account: AccountState | None, now: dt.datetime, *, first: bool,
          process_started: dt.datetime, audit_interval: float = 0) -> Plan:
     """Decide whether the job syncs the calendar now, and if not, when to look again.
 

@@ -65,7 +65,7 @@ from reconciler.logsetup import log_failure
 from reconciler.outcome import CalendarState, PassOutcome, SyncRequest
 from reconciler.service import Service
 from reconciler.store import calendars, leases
-from reconciler.store.models import Calendar
+from reconciler.store.records import CalendarRow as Calendar
 
 log = logging.getLogger("reconciler.daemon")
 
