@@ -37,6 +37,8 @@ from rich.table import Table
 
 from reconciler.clock import utcnow
 from reconciler.config import Config
+from reconciler.schedule.allocate import expected_staleness
+from reconciler.schedule.plan import interval_of
 from reconciler.store import fleet
 from reconciler.store.dberrors import map_db_errors
 
@@ -60,7 +62,8 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
                                           found.channels)
     rows = []
     for cal in found.calendars:
-        interval = cal.interval or config.sync.interval
+        adaptive = config.sync.schedule == "adaptive"
+        interval = interval_of(cal.interval or config.sync.interval, cal.planned_interval, adaptive)
         since_success = _age(cal.last_success, now)
         account = accounts.get(cal.account)
         if cal.removed:
@@ -88,6 +91,9 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
             "consecutive_failures": cal.consecutive_failures,
             "token_age_s": _age(cal.token_updated_at, now),
             "interval_s": interval,
+            "adaptive": adaptive,
+            "changes_per_hour": None if cal.rate_weight is None else (cal.change_rate or 0) * 3600,
+            "expected_staleness_s": expected_staleness(interval),
             "lag_s": fleet.lag_seconds(cal.last_success, interval, now),
             "next_due": cal.next_due,
             "lease_owner": cal.lease_owner,
@@ -306,11 +312,13 @@ def _cell(value: Any) -> str:
 _COLUMNS = (  # (header, minimum width, drop rank: 0 never dropped)
     ("NAME", 10, 4), ("CALENDAR", 16, 0), ("ACCOUNT", 7, 5), ("STATE", 12, 0), ("EVENTS", 6, 6),
     ("LAST SUCCESS", 12, 2), ("FAILS", 5, 7), ("LAG", 6, 3), ("CHANNEL", 7, 8),
-    ("LAST ERROR", 10, 1),
+    ("LAST ERROR", 10, 1), ("EVERY", 5, 9), ("CHG/H", 5, 10),
 )
+ADAPTIVE_COLUMNS = ("EVERY", "CHG/H")  # shown with schedule = "adaptive" only
 
 
-def fit_columns(width: int, named: bool, calendar_width: int = 16) -> list[str]:
+def fit_columns(width: int, named: bool, calendar_width: int = 16,
+                adaptive: bool = False) -> list[str]:
     """The headers to show in ``width`` columns: all that fit, dropping the least important.
 
     ``calendar_width`` is what the ids need (capped by the caller): an id cut in
@@ -318,7 +326,8 @@ def fit_columns(width: int, named: bool, calendar_width: int = 16) -> list[str]:
     """
     need = {header: minimum for header, minimum, _rank in _COLUMNS}
     need["CALENDAR"] = max(need["CALENDAR"], calendar_width)
-    columns = [c for c in _COLUMNS if named or c[0] != "NAME"]
+    columns = [c for c in _COLUMNS if (named or c[0] != "NAME")
+               and (adaptive or c[0] not in ADAPTIVE_COLUMNS)]
     gap = 2
     while len(columns) > 2 and sum(need[c[0]] + gap for c in columns) > width:
         columns.remove(max(columns, key=lambda c: c[2]))
@@ -339,6 +348,8 @@ def _cells(row: Mapping[str, Any]) -> dict[str, str]:
         "LAG": _duration(row["lag_s"]) if row["lag_s"] else "-",
         "CHANNEL": _cell(row["channel"]),
         "LAST ERROR": error[0] if error else "-",
+        "EVERY": _duration(row["interval_s"]),
+        "CHG/H": "-" if row.get("changes_per_hour") is None else f"{row['changes_per_hour']:.1f}",
     }
 
 
@@ -349,7 +360,7 @@ def render_table(rows: list[Row], width: int = 160) -> str:
         return "no calendars match"
     named = any(r.get("name") and r["name"] != r["calendar"] for r in rows)
     id_width = min(max(len(r["calendar"]) for r in rows), max(16, width // 2))
-    headers = fit_columns(width, named, id_width)
+    headers = fit_columns(width, named, id_width, any(r.get("adaptive") for r in rows))
     minimum = {c[0]: c[1] for c in _COLUMNS} | {"CALENDAR": id_width}
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
     cells = [_cells(row) for row in rows]

@@ -878,3 +878,34 @@ def test_example_documents_every_key() -> None:
     for i, line in enumerate(lines):
         if re.match(r"^[a-z_]+ = ", line):
             assert lines[i - 1].startswith("#"), line
+
+
+# ----------------------------------------------------------------------- adaptive schedule
+
+
+def test_schedule_defaults_to_fixed_and_bounds_default_from_the_interval(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, f"[sync]\ninterval = 30\n{ACCOUNT}"), {})
+    assert config.sync.schedule == "fixed"
+    assert config.sync.interval_bounds == (2, 60)
+    short = load_config(write(tmp_path, f"[sync]\ninterval = 1\n{ACCOUNT}"), {})
+    assert short.sync.interval_bounds == (1, 2)
+
+
+def test_adaptive_keys_are_read(tmp_path: Path) -> None:
+    body = (f'[sync]\ninterval = 30\nschedule = "adaptive"\nmin_interval = 5\n'
+            f'max_interval = 60\n[quota]\nburst = 2.5\n{ACCOUNT}')
+    config = load_config(write(tmp_path, body), {})
+    assert config.sync.schedule == "adaptive" and config.sync.interval_bounds == (5, 60)
+    assert config.quota.burst == 2.5
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ("min_interval = 31", "sync.min_interval: must be at most sync.interval (30), got 31"),
+    ("max_interval = 29", "sync.max_interval: must be at least sync.interval (30), got 29"),
+    ('schedule = "smart"', "sync.schedule"),
+])
+def test_adaptive_bounds_are_checked_one_line_per_key(tmp_path: Path, keys: str,
+                                                      expected: str) -> None:
+    problem = one_problem(tmp_path, f"[sync]\ninterval = 30\n{keys}\n{ACCOUNT}")
+    assert expected in problem
+    assert "\n" not in problem

@@ -12,7 +12,7 @@ floor below it; every ``import`` counts, also inside functions and under
 4. ``engine``   ``engine``, ``discovery``: one calendar's listing
 5. ``io``       ``store``, ``google``: the database and the Calendar API
 6. ``leaf``     ``config``, ``clock``, ``eventfields``, ``logsetup``, ``process``, ``suggest``,
-                ``outcome``, ``planner``, ``dburl``: small modules with one job
+                ``outcome``, ``planner``, ``dburl``, ``schedule``: small modules with one job
 7. ``core``     ``reconcile``, ``errors`` and the package root
 
 The emulator (``reconciler.emulator``) is a separate tool: it imports nothing
@@ -52,7 +52,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("io", ("reconciler.store", "reconciler.google")),
     ("leaf", ("reconciler.config", "reconciler.clock", "reconciler.eventfields",
               "reconciler.logsetup", "reconciler.process", "reconciler.suggest",
-              "reconciler.outcome", "reconciler.dburl")),
+              "reconciler.outcome", "reconciler.dburl",
+              # the adaptive schedule's decisions: pure functions, no I/O
+              "reconciler.schedule")),
     ("core", ("reconciler.reconcile", "reconciler.errors", "reconciler")),
 ]
 EMULATOR = "reconciler.emulator"

@@ -286,6 +286,8 @@ def _build(
             sections[name], found = checked.model, checked.problems
             if name == "watch" and checked.model is not None:
                 found += _new_rule_problems(rules.watch_problems(checked.model), checked.defaulted)
+            if name == "sync" and checked.model is not None:
+                found += _new_rule_problems(rules.sync_problems(checked.model), checked.defaulted)
         problems += found
     emulator, found = _emulator_endpoint(env)
     problems += found

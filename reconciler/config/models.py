@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 SyncMode = Literal["sync_token", "updated_min"]
+Schedule = Literal["fixed", "adaptive"]
 EventType = Literal["birthday", "default", "focusTime", "fromGmail", "outOfOffice",
                     "workingLocation"]  # the ``eventTypes`` enum of Calendar v3
 DatabaseBackend = dburl.Backend
@@ -68,6 +69,7 @@ MINUTE = 60
 HOUR = 3600
 DAY = 86_400
 MAX_INTERVAL = 7 * DAY
+DEFAULT_MIN_INTERVAL = 2  # seconds: [sync] min_interval when unset (adaptive schedule)
 MAX_LONG_SPAN = 366 * DAY  # audits, updatedMin cursor age
 MAX_RATE = 1_000_000  # requests per minute
 MAX_STRING = 4096
@@ -317,6 +319,33 @@ class SyncConfig:
                          "unset: every type. Changing it forces a full listing."),
     ] = None
 
+    schedule: Annotated[
+        Schedule,
+        Meta(description="fixed: every calendar every interval; adaptive: the same budget, "
+                         "spent where changes happen (docs/schedule.md)."),
+    ] = "fixed"
+    min_interval: Annotated[
+        Annotated[Int, Meta(ge=1, le=MAX_INTERVAL)] | None, SECONDS,
+        Meta(description="schedule = adaptive: shortest interval of one calendar (the "
+                         "busiest); unset: 2 s, or the interval when that is shorter."),
+    ] = None
+    max_interval: Annotated[
+        Annotated[Int, Meta(ge=1, le=MAX_INTERVAL)] | None, SECONDS,
+        Meta(description="schedule = adaptive: longest interval of one calendar (idle "
+                         "calendars); unset: 2 x interval."),
+    ] = None
+
+    @property
+    def interval_bounds(self) -> tuple[int, int]:
+        """``(min_interval, max_interval)`` of the adaptive schedule.
+
+        Unset, min is ``min(2, interval)`` and max is ``2 x interval``.
+        """
+        low = self.min_interval if self.min_interval is not None else min(
+            DEFAULT_MIN_INTERVAL, self.interval)
+        high = self.max_interval if self.max_interval is not None else 2 * self.interval
+        return low, high
+
 
 # --------------------------------------------------------------------------- [store]
 
@@ -347,6 +376,11 @@ class QuotaConfig:
         Int, Meta(ge=1, le=MAX_RATE, description="Budget per account (impersonated user)."),
         PER_MINUTE,
     ] = 500
+    burst: Annotated[
+        Float, Meta(ge=0.1, le=60, description="Seconds' worth of requests a bucket holds: "
+                                               "the largest burst after a quiet spell."),
+        SECONDS,
+    ] = 10.0
 
 
 # --------------------------------------------------------------------------- [watch]

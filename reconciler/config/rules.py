@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from reconciler.config.models import AccountConfig, WatchConfig
+from reconciler.config.models import AccountConfig, SyncConfig, WatchConfig
 from reconciler.config.problems import Loc, Problem, describe
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "insecure_url_problem",
     "is_loopback",
     "remote_emulator_allowed",
+    "sync_problems",
     "watch_problems",
 ]
 
@@ -93,6 +94,19 @@ def emulator_problems(host: str, *, allow_remote: bool, keyed: list[int],
         return []
     return [f"refused: {'; '.join(reasons)}; the emulator switch is for tests: unset "
             "it, or point [google] api_endpoint at a private endpoint instead"]
+
+
+def sync_problems(sync: SyncConfig) -> list[Problem]:
+    """The adaptive schedule's bounds: ``min_interval <= interval <= max_interval``."""
+    problems: list[Problem] = []
+    low, high = sync.interval_bounds
+    if sync.min_interval is not None and low > sync.interval:
+        problems.append(Problem(("sync", "min_interval"),
+                                f"must be at most sync.interval ({sync.interval}), got {low}"))
+    if sync.max_interval is not None and high < sync.interval:
+        problems.append(Problem(("sync", "max_interval"),
+                                f"must be at least sync.interval ({sync.interval}), got {high}"))
+    return problems
 
 
 def watch_problems(watch: WatchConfig) -> list[Problem]:

@@ -158,6 +158,12 @@ class _StoreCollector(Collector):
         lag = GaugeMetricFamily("reconciler_calendar_lag_seconds",
                                 "Seconds a calendar is behind its interval (0 on schedule).",
                                 labels=["calendar", "account"])
+        every = GaugeMetricFamily("reconciler_calendar_interval_seconds",
+                                  "Seconds between polls of a calendar (adaptive: its plan).",
+                                  labels=["calendar", "account"])
+        rate = GaugeMetricFamily("reconciler_calendar_changes_per_hour",
+                                 "Estimated changes per hour (what the adaptive schedule learned).",
+                                 labels=["calendar", "account"])
         leases = GaugeMetricFamily("reconciler_leases_held",
                                    "Calendar leases this process holds now.")
         failing = GaugeMetricFamily("reconciler_calendars_failing",
@@ -174,6 +180,9 @@ class _StoreCollector(Collector):
                     held += 1
                 if row.failing:
                     failing_count += 1
+                label = [calendar_label(row.calendar_id, hashed), row.account]
+                every.add_metric(label, row.interval_s)
+                rate.add_metric(label, row.changes_per_hour)
                 if row.lag_s is not None:
                     lag.add_metric([calendar_label(row.calendar_id, hashed), row.account],
                                    row.lag_s)
@@ -182,7 +191,7 @@ class _StoreCollector(Collector):
         except Exception as exc:  # a scrape must not fail because the database blinked
             log.warning("metrics: could not read calendar state: %s", exc)
             return None
-        return [lag, leases, failing]
+        return [lag, every, rate, leases, failing]
 
 
 @dataclass(slots=True)

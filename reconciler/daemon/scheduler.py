@@ -63,8 +63,10 @@ from reconciler.errors import AuthFailed, LeaseHeld, ReconcilerError, SyncStoppe
 from reconciler.google.retry import RetryPolicy
 from reconciler.logsetup import log_failure
 from reconciler.outcome import CalendarState, PassOutcome, SyncRequest
+from reconciler.schedule import plan as adaptive
 from reconciler.service import Service
 from reconciler.store import calendars, leases
+from reconciler.store import schedule as schedule_rows
 from reconciler.store.records import CalendarRow as Calendar
 
 log = logging.getLogger("reconciler.daemon")
@@ -95,6 +97,8 @@ class _Cal:
     hold_until: dt.datetime | None = None  # backoff / parked: requests wait until then
     last_trigger: tuple[int, float] | None = None
     failures: int = 0
+    planned: float | None = None  # the adaptive schedule's interval, as last read from the row
+    last_started: dt.datetime | None = None  # start of this process's last pass
 
 
 def job_id_for(account: str, calendar_id: str) -> str:
@@ -198,6 +202,11 @@ class Daemon:
                                id="control:resolve", executor="control")
         self.scheduler.add_job(self.beat, IntervalTrigger(seconds=HEARTBEAT_CHECK_SECONDS),
                                id="control:heartbeat", executor="control")
+        if self.config.sync.schedule == "adaptive":
+            self.scheduler.add_job(self._replan, IntervalTrigger(seconds=max(1.0, interval / 4)),
+                                   id="control:replan", executor="control")
+        else:  # a plan left by an adaptive run must not steer status and metrics
+            schedule_rows.clear_planned_intervals()
         if self.config.metrics.port:
             self._start_http()
         if self.config.watch.enabled:
@@ -487,6 +496,8 @@ class Daemon:
         state = calendars.read_state(cal.pk)
         if state is None:
             return False
+        cal.planned = state.planned_interval
+        cal.last_started = started
         account = calendars.get_account(state.account)
         decision = plan(state, account, started, first=cal.first,
                         process_started=self.process_started,
@@ -503,8 +514,8 @@ class Daemon:
         cal.hold_until = None
         request = SyncRequest(
             audit=decision.audit, seen=None if decision.probe else state,
-            # Start-to-start, stored in the same UPDATE that records the pass.
-            next_due=started + dt.timedelta(seconds=cal.interval))
+            # Start-to-start, known before the pass; stored in the UPDATE that records it.
+            next_due=self._next_due(cal, started))
         try:
             attempt = svc.attempt(state, request)
         except SyncStopped:
@@ -512,7 +523,7 @@ class Daemon:
         except LeaseHeld:
             cal.first = False
             self.metrics.skips.labels("lease_held").inc()
-            self._schedule(cal, next_after_pass(started, cal.interval, utcnow()))
+            self._schedule(cal, self._next_due(cal, started))
             return False
         except ReconcilerError as exc:
             self._after_failure(cal, state, exc)
@@ -522,7 +533,7 @@ class Daemon:
         if attempt.outcome is None:
             # Another process finished a pass between our look and our claim.
             self.metrics.skips.labels("just_synced").inc()
-            self._schedule(cal, fresh.next_due or next_after_pass(started, cal.interval, utcnow()))
+            self._schedule(cal, fresh.next_due or self._next_due(cal, started))
             return False
         self.metrics.record_pass(attempt.outcome)
         self.heartbeat.poll_succeeded(cal.calendar_id, attempt.outcome.repaired)
@@ -534,15 +545,59 @@ class Daemon:
             _log_audit(attempt.audit)
         cal.failures = 0
         answered = calendars.clear_sync_request(cal.pk, fresh.sync_request_seq)
-        self._schedule(cal, next_after_pass(started, cal.interval, utcnow()))
+        self._schedule(cal, self._next_due(cal, started))
         return not answered
+
+    def interval_of(self, cal: _Cal) -> float:
+        """The one place that says how often a calendar is polled (fixed or adaptive)."""
+        return adaptive.interval_of(cal.interval, cal.planned,
+                                    self.config.sync.schedule == "adaptive")
+
+    def _next_due(self, cal: _Cal, started: dt.datetime) -> dt.datetime:
+        if self.config.sync.schedule != "adaptive":
+            return next_after_pass(started, cal.interval, utcnow())
+        return adaptive.next_due(cal.calendar_id, started, utcnow(), self.interval_of(cal),
+                                 adaptive=self.config.sync.schedule == "adaptive",
+                                 max_interval=self.config.sync.interval_bounds[1])
+
+    def _replan(self) -> None:
+        """Adaptive schedule: the fleet's estimates (every process's) -> planned intervals."""
+        if self.stop_event.is_set():
+            return
+        sync = self.config.sync
+        try:
+            rows = schedule_rows.fleet_estimates()
+            plan = adaptive.replan(((r.pk, r.rate, r.observed) for r in rows),
+                                   interval=sync.interval,
+                                   requests_per_minute=self.config.quota.requests_per_minute,
+                                   bounds=sync.interval_bounds)
+            schedule_rows.write_planned_intervals(schedule_rows.moved(rows, plan))
+        except ReconcilerError as exc:
+            log.warning("adaptive schedule: could not replan: %s", exc)
+            return
+        now = utcnow()
+        with self._lock:
+            for pk, planned in plan.items():
+                cal = self._calendars.get(pk)
+                if cal is None:
+                    continue
+                before, cal.planned = self.interval_of(cal), planned
+                if (cal.last_started is None or cal.running or self.interval_of(cal) >= before
+                        or (cal.hold_until is not None and cal.hold_until > now)):
+                    continue
+                # A calendar that became busier: bring its next poll forward to the new grid.
+                sooner = self._next_due(cal, cal.last_started)
+                job = self.scheduler.get_job(cal.job_id)
+                if (job is not None and job.next_run_time is not None
+                        and sooner < job.next_run_time.replace(tzinfo=None)):
+                    self._schedule(cal, sooner)
 
     def _skip(self, cal: _Cal, decision: Plan, started: dt.datetime) -> bool:
         self.metrics.skips.labels(decision.reason).inc()
         if decision.reason in ("backoff", "needs_reauth"):
             cal.hold_until = decision.wait_until
         if decision.reason != "removed":
-            when = decision.wait_until or next_after_pass(started, cal.interval, utcnow())
+            when = decision.wait_until or self._next_due(cal, started)
             self._schedule(cal, when)
         return False
 

@@ -20,6 +20,7 @@ import peewee
 
 from reconciler.clock import utcnow
 from reconciler.outcome import CalendarState, PassOutcome
+from reconciler.store import schedule
 from reconciler.store.bulk import execute_cached, slot
 from reconciler.store.db import write_transaction
 from reconciler.store.dberrors import map_db_errors
@@ -168,6 +169,10 @@ def record_success(calendar: CalendarState, owner: str, outcome: PassOutcome,
         optional.append((Calendar.last_full_sync, cursor.last_full_sync))
     if next_due is not None:
         optional.append((Calendar.next_due, next_due))
+    estimate = schedule.observed(calendar, outcome, now)
+    if estimate is not None:  # the change-rate estimate rides in the same UPDATE
+        optional += [(Calendar.change_rate, estimate.rate),
+                     (Calendar.rate_weight, estimate.weight)]
     values += [value for _, value in optional]
     fields = tuple(field for field, _ in optional)
 
@@ -199,7 +204,8 @@ def state_of(row: Calendar | CalendarRow) -> CalendarState:
         sync_requested_at=row.sync_requested_at,
         sync_request_seq=int(row.sync_request_seq or 0),
         consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed),
-        event_types=row.event_types)
+        event_types=row.event_types, change_rate=float(row.change_rate or 0.0),
+        rate_weight=float(row.rate_weight or 0.0), planned_interval=row.planned_interval)
 
 
 @map_db_errors()

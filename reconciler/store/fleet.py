@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from reconciler.schedule.plan import interval_of
 from reconciler.store.calendars import account_state
 from reconciler.store.channels import OPEN, channel_record
 from reconciler.store.dberrors import map_db_errors
@@ -46,6 +47,9 @@ class CalendarStatus:
     lease_owner: str | None
     lease_expires: dt.datetime | None
     lease_since: dt.datetime | None
+    planned_interval: float | None = None  # the adaptive schedule's plan (migration 0009)
+    change_rate: float | None = None  # estimated changes per second
+    rate_weight: float | None = None  # seconds of observation behind it (None: never measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ class CalendarLag:
     lag_s: float | None
     lease_owner: str | None
     failing: bool
+    interval_s: float = 0.0  # the calendar's own interval (adaptive: its plan)
+    changes_per_hour: float = 0.0  # the adaptive schedule's estimate
 
 
 def _status(cal: Calendar) -> CalendarStatus:
@@ -77,7 +83,9 @@ def _status(cal: Calendar) -> CalendarStatus:
         interval=cal.interval, last_success=cal.last_success, last_error=cal.last_error,
         consecutive_failures=int(cal.consecutive_failures or 0),
         token_updated_at=cal.token_updated_at, next_due=cal.next_due,
-        lease_owner=cal.lease_owner, lease_expires=cal.lease_expires, lease_since=cal.lease_since)
+        lease_owner=cal.lease_owner, lease_expires=cal.lease_expires, lease_since=cal.lease_since,
+        planned_interval=cal.planned_interval, change_rate=cal.change_rate,
+        rate_weight=cal.rate_weight)
 
 
 @map_db_errors()
@@ -114,11 +122,17 @@ def calendar_lags(default_interval: int, now: dt.datetime) -> list[CalendarLag]:
     """Every live (not removed) calendar's lag, lease holder and failing flag."""
     rows = Calendar.select(Calendar.calendar_id, Calendar.account, Calendar.last_success,
                            Calendar.interval, Calendar.lease_owner,
-                           Calendar.consecutive_failures).where(~Calendar.removed)
-    return [CalendarLag(str(r.calendar_id), str(r.account),
-                        lag_seconds(r.last_success, r.interval or default_interval, now),
-                        r.lease_owner, bool(r.consecutive_failures))
-            for r in rows]
+                           Calendar.consecutive_failures, Calendar.planned_interval,
+                           Calendar.change_rate).where(~Calendar.removed)
+    lags = []
+    for r in rows:
+        # A plan exists only under schedule = "adaptive" (a fixed `run` clears it).
+        interval = interval_of(r.interval or default_interval, r.planned_interval, True)
+        lags.append(CalendarLag(str(r.calendar_id), str(r.account),
+                                lag_seconds(r.last_success, interval, now),
+                                r.lease_owner, bool(r.consecutive_failures), interval,
+                                (r.change_rate or 0.0) * 3600))
+    return lags
 
 
 @map_db_errors()

@@ -85,6 +85,9 @@ class Calendar(BaseModel):
     watch_owner = peewee.CharField(max_length=255, null=True)  # channel work in progress
     watch_until = peewee.DateTimeField(null=True)
     event_types = peewee.TextField(null=True)  # JSON list the sync token was made with (0006)
+    change_rate = peewee.FloatField(null=True)  # adaptive schedule: changes per second (0009)
+    rate_weight = peewee.FloatField(null=True)  # seconds of observation behind it (0009)
+    planned_interval = peewee.FloatField(null=True)  # seconds, from the last replanning (0009)
 
 
 class Event(BaseModel):

@@ -58,6 +58,9 @@ class CalendarRow:
     watch_owner: str | None = None
     watch_until: dt.datetime | None = None
     event_types: str | None = None
+    change_rate: float | None = None  # adaptive schedule: changes per second (0009)
+    rate_weight: float | None = None  # seconds of observation behind it (0009)
+    planned_interval: float | None = None  # seconds, from the last replanning (0009)
 
 
 @dataclass(frozen=True, slots=True)

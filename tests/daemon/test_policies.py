@@ -24,7 +24,7 @@ from reconciler.daemon.planning import (
     next_after_pass,
     plan,
 )
-from reconciler.daemon.quota import QuotaBudget, SlidingWindow
+from reconciler.daemon.quota import QuotaBudget, TokenBucket
 from reconciler.errors import (
     AuthFailed,
     CalendarNotFound,
@@ -86,51 +86,61 @@ def test_auth_failure_parks_for_15_to_30_minutes_and_404_polls_rarely() -> None:
 
 # -- quota ------------------------------------------------------------------------------------
 
-def test_window_lets_a_minute_of_requests_through_then_waits_for_the_oldest() -> None:
+def test_bucket_lets_a_burst_through_then_paces_to_the_rate() -> None:
     clock = FakeClock()
-    window = SlidingWindow(3, clock=clock)  # 3 in any 60 s
-    assert [window.reserve() for _ in range(3)] == [0, 0, 0]
-    assert window.reserve() == pytest.approx(60.0)  # when the first leaves the window
-    clock.t += 10.0
-    assert window.reserve() == pytest.approx(50.0)  # reservations queue up in order
-    assert window.available == -2  # two owed to waiting callers
+    bucket = TokenBucket(60, burst=3, clock=clock)  # 1 a second, 3 held
+    assert [bucket.reserve() for _ in range(3)] == [0, 0, 0]
+    assert bucket.reserve() == pytest.approx(1.0)  # the next token
+    assert bucket.reserve() == pytest.approx(2.0)  # reservations queue up in order
+    assert bucket.available == pytest.approx(-2)  # two owed to waiting callers
     clock.t += 200
-    assert window.available == 3  # never more than a minute's worth
+    assert bucket.available == pytest.approx(3)  # never more than the burst
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(min_value=0, max_value=30), min_size=1, max_size=60),
-       st.integers(min_value=1, max_value=7))
-def test_no_sliding_minute_ever_holds_more_than_the_quota(gaps: list[float], quota: int) -> None:
+@given(st.lists(st.floats(min_value=0, max_value=30), min_size=1, max_size=80),
+       st.integers(min_value=1, max_value=600), st.floats(min_value=0.1, max_value=60))
+def test_no_span_ever_holds_more_than_the_burst_plus_the_rate(gaps: list[float], quota: int,
+                                                              burst: float) -> None:
     clock = FakeClock()
-    window = SlidingWindow(quota, clock=clock)
+    bucket = TokenBucket(quota, burst=burst, clock=clock)
     sent = []
     for gap in gaps:
         clock.t += gap
-        sent.append(clock.t + window.reserve())
-    for start in sent:
-        assert sum(start <= t < start + 60 for t in sent) <= quota
+        sent.append(clock.t + bucket.reserve())
+    for i, start in enumerate(sent):
+        for end in sent[i:]:
+            held = sum(start <= t <= end for t in sent)
+            assert held <= bucket.capacity + (end - start) * quota / 60 + 1e-6
 
 
-def test_window_long_run_rate_is_exact() -> None:
+def test_a_minute_of_budget_cannot_leave_in_two_seconds() -> None:
     clock = FakeClock()
-    window = SlidingWindow(600, clock=clock)  # 600 in any minute
-    waits = [window.reserve() for _ in range(1800)]
-    assert waits[599] == 0 and waits[600] == pytest.approx(60.0)
-    assert waits[-1] == pytest.approx(120.0)  # the third minute's worth
+    bucket = TokenBucket(600, burst=10, clock=clock)  # 10 a second, 100 held
+    sent = [bucket.reserve() for _ in range(1800)]  # seconds from now
+    assert sum(t < 2.05 for t in sent) == 100 + 20  # the burst and two seconds' worth
+    assert sent[-1] == pytest.approx((1800 - 100) / 10)  # then exactly the rate
 
 
-def test_budget_applies_the_user_and_project_windows() -> None:
+def test_budget_applies_the_user_and_project_buckets() -> None:
     clock = FakeClock()
-    budget = QuotaBudget(QuotaConfig(requests_per_minute=20, per_user_requests_per_minute=10),
-                         threading.Event(), clock=clock)
+    budget = QuotaBudget(QuotaConfig(requests_per_minute=120, per_user_requests_per_minute=60,
+                                     burst=10), threading.Event(), clock=clock)
     assert budget.user("a").capacity == 10 and budget.project.capacity == 20
     assert [budget.wait_time("a") for _ in range(10)] == [0.0] * 10
-    assert budget.wait_time("a") == pytest.approx(60.0)  # a's own minute is spent
+    assert budget.wait_time("a") == pytest.approx(1.0)  # a's burst is spent: 1 a second
     assert [budget.wait_time("b") for _ in range(9)] == [0.0] * 9  # project has 20 - 11 left
-    assert budget.wait_time("b") == pytest.approx(60.0)  # now the project window is the limit
-    clock.t += 30
-    assert budget.wait_time("c") == pytest.approx(30.0)
+    assert budget.wait_time("b") == pytest.approx(0.5)  # now the project is the limit (2/s)
+
+
+def test_accounts_of_different_projects_have_their_own_project_bucket() -> None:
+    clock = FakeClock()
+    budget = QuotaBudget(QuotaConfig(requests_per_minute=60, per_user_requests_per_minute=600,
+                                     burst=2), threading.Event(), clock=clock,
+                         project_of=lambda account: account.split("-")[0])
+    assert [budget.wait_time("p1-a"), budget.wait_time("p1-b")] == [0.0, 0.0]
+    assert budget.wait_time("p1-c") == pytest.approx(1.0)  # p1's two tokens are spent
+    assert budget.wait_time("p2-a") == 0.0  # another project, another bucket
 
 
 def test_budget_wait_ends_at_a_stop_request() -> None:

@@ -1,0 +1,312 @@
+"""Freshness per request: the fixed and the adaptive schedule side by side on one timeline.
+
+A skewed fleet (300 calendars of 20 events over 4 accounts; 5% of the
+calendars receive 80% of the edits, the rest share 20% evenly), a Google-like
+latency (100 ms a request), a budget (``[quota] requests_per_minute = 600``,
+which ``interval = 30`` spends exactly) and a Poisson edit trace (120 edits a
+minute for 3 minutes). Two emulators are seeded identically and every edit of
+the trace is applied to both at the same moment; one ``reconciler run``
+process with ``schedule = "fixed"`` mirrors the first, one with ``schedule =
+"adaptive"`` (``max_interval = 60``) the second, each into its own SQLite
+database. So both schedules see the same edits at the same times, and each
+emulator's request log is one schedule's cost.
+
+Staleness is the time from an edit at the emulator to its appearance in the
+mirror database (a watcher reads both databases every 50 ms; an edit
+overwritten before it showed counts as shown when a later version of the same
+event shows). Edits start once both processes finished their first (full)
+passes. Two theory rows come from the same trace: a fixed interval (an edit
+waits U(0, I)) and the square-root oracle, which knows the true rates and
+polls each calendar at its allocation (an edit waits U(0, I_c); no latency).
+
+    .venv/bin/python bench/freshness.py              # about 4-5 minutes
+    .venv/bin/python bench/freshness.py --minutes 1  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import data
+
+from reconciler.emulator import Emulator
+from reconciler.emulator.server import ServerHandle
+from reconciler.schedule.allocate import budget_per_second, intervals
+from reconciler.store import open_store
+
+REPO = Path(__file__).resolve().parents[1]
+USERS = [f"user{k}@example.com" for k in range(4)]
+WATCH_TICK = 0.05
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The benchmark's parameters (the issue's setup by default)."""
+
+    calendars: int = 300
+    events: int = 20
+    busy_share: float = 0.05
+    busy_edits: float = 0.8
+    edits_per_minute: float = 120.0
+    minutes: float = 3.0
+    interval: int = 30
+    max_interval: int = 60
+    budget: int = 600
+    latency_ms: float = 100.0
+    seed: int = 18
+
+    @property
+    def busy(self) -> int:
+        return max(1, round(self.calendars * self.busy_share))
+
+
+@dataclass(frozen=True)
+class Edit:
+    seq: int
+    at: float  # seconds after the trace starts
+    calendar: str
+    event: int
+
+
+@dataclass
+class Side:
+    """One schedule: its emulator, database, process and what was seen."""
+
+    label: str
+    emu: Emulator
+    handle: ServerHandle
+    db: Path
+    proc: subprocess.Popen[bytes] | None = None
+    stderr: Path | None = None
+    edited: dict[int, float] = field(default_factory=dict)  # seq -> monotonic time of the edit
+    shown: dict[int, float] = field(default_factory=dict)  # seq -> time it showed in the mirror
+
+
+def calendar_ids(setup: Setup) -> list[str]:
+    return [f"c{n:03d}@group.calendar.google.com" for n in range(setup.calendars)]
+
+
+def trace(setup: Setup, rng: random.Random) -> list[Edit]:
+    """Poisson arrivals; 80% to the busy 5%, the rest evenly over the others."""
+    cals = calendar_ids(setup)
+    busy, quiet = cals[:setup.busy], cals[setup.busy:]
+    rate = setup.edits_per_minute / 60.0
+    edits, t, seq = [], 0.0, 0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= setup.minutes * 60:
+            return edits
+        pool = busy if rng.random() < setup.busy_edits else quiet
+        edits.append(Edit(seq, t, rng.choice(pool), rng.randrange(setup.events)))
+        seq += 1
+
+
+def start_emulator(setup: Setup) -> tuple[Emulator, ServerHandle]:
+    emu = Emulator(default_user=USERS[0])
+    for n, cal in enumerate(calendar_ids(setup)):
+        emu.add_calendar(cal, owners=[USERS[n % len(USERS)]])
+        emu.seed_raw(cal, [data.make_event(cal, k) for k in range(setup.events)])
+    handle = ServerHandle(emu, "127.0.0.1", 0)
+    emu.set_latency(fixed_ms=setup.latency_ms)
+    return emu, handle
+
+
+def write_config(directory: Path, setup: Setup, db: Path, adaptive: bool) -> Path:
+    cals = calendar_ids(setup)
+    lines = [f'[database]\nurl = "sqlite:///{db}"\n',
+             f"[sync]\ninterval = {setup.interval}\n"
+             + (f'schedule = "adaptive"\nmax_interval = {setup.max_interval}\n' if adaptive else ""),
+             f"[quota]\nrequests_per_minute = {setup.budget}\n"]
+    for k, user in enumerate(USERS):
+        mine = [c for n, c in enumerate(cals) if n % len(USERS) == k]
+        quoted = ", ".join(f'"{c}"' for c in mine)
+        lines.append(f'[[accounts]]\nname = "acct{k}"\nsubject = "{user}"\ncalendars = [{quoted}]\n')
+    path = directory / f"{'adaptive' if adaptive else 'fixed'}.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def start_run(side: Side, config: Path, directory: Path) -> None:
+    open_store(f"sqlite:///{side.db}")  # migrate before `run` starts
+    side.stderr = directory / f"{side.label}.log"
+    side.proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(config), "--log-level", "WARNING",
+         "run"], env={**os.environ, "GOOGLE_CALENDAR_EMULATOR_HOST": side.emu.host}, cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=side.stderr.open("wb"))
+
+
+def synced(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM calendar WHERE last_success IS NOT NULL")
+                   .fetchone()[0])
+
+
+def watch(sides: list[Side], edits: list[Edit], stop: threading.Event) -> None:
+    """Note when each edit (or a later one of the same event) shows in each mirror."""
+    by_summary = {f"edit-{e.seq:05d}": e for e in edits}
+    of_event: dict[tuple[str, int], list[int]] = {}
+    for e in edits:
+        of_event.setdefault((e.calendar, e.event), []).append(e.seq)
+    conns = {side.label: sqlite3.connect(f"file:{side.db}?mode=ro", uri=True, timeout=5,
+                                         check_same_thread=False) for side in sides}
+    while not stop.is_set():
+        for side in sides:
+            rows = conns[side.label].execute(
+                "SELECT summary FROM event WHERE summary LIKE 'edit-%'").fetchall()
+            now = time.monotonic()
+            for (summary,) in rows:
+                edit = by_summary.get(summary)
+                if edit is None:
+                    continue
+                for seq in of_event[(edit.calendar, edit.event)]:
+                    if seq > edit.seq:
+                        break
+                    side.shown.setdefault(seq, now)
+        stop.wait(WATCH_TICK)
+    for conn in conns.values():
+        conn.close()
+
+
+def apply_trace(sides: list[Side], edits: list[Edit]) -> float:
+    """Apply every edit to every emulator at its time; the monotonic start of the trace."""
+    start = time.monotonic()
+    for edit in edits:
+        delay = start + edit.at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        body = {"summary": f"edit-{edit.seq:05d}"}
+        for side in sides:
+            side.emu.patch_event(edit.calendar, data.event_id(edit.event), body)
+            side.edited[edit.seq] = time.monotonic()
+    return start
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def row(label: str, stale: list[float], per_minute: float | str, busiest: str) -> str:
+    rpm = per_minute if isinstance(per_minute, str) else f"{per_minute:.0f}"
+    return (f"| {label} | {pct(stale, 0.5):.2f} | {pct(stale, 0.95):.2f} | "
+            f"{statistics.fmean(stale):.2f} | {max(stale):.2f} | {rpm} | {busiest} |")
+
+
+def measured(side: Side, start: float, end: float) -> tuple[list[float], float, str, int]:
+    stale = [side.shown[s] - side.edited[s] for s in side.edited if s in side.shown]
+    missing = len(side.edited) - len(stale)
+    lists = [r for r in side.emu.request_log
+             if r.method == "events.list" and start <= r.start < end]
+    minutes = (end - start) / 60.0
+    seconds = Counter(int(r.start - start) for r in lists)
+    mean = len(lists) / (end - start)
+    busiest = max(seconds.values(), default=0)
+    return stale, len(lists) / minutes, f"{busiest} ({busiest / mean:.1f}x mean)", missing
+
+
+def theory(setup: Setup, edits: list[Edit], rng: random.Random) -> tuple[list[float], list[float]]:
+    """Staleness of the trace's edits under a fixed interval and under the square-root oracle."""
+    fixed = [rng.uniform(0, setup.interval) for _ in edits]
+    cals = calendar_ids(setup)
+    total = setup.edits_per_minute / 60.0
+    busy = set(cals[:setup.busy])
+    rates = {c: total * (setup.busy_edits / setup.busy if c in busy
+                         else (1 - setup.busy_edits) / (setup.calendars - setup.busy))
+             for c in cals}
+    budget = budget_per_second(setup.calendars, setup.interval, setup.budget)
+    plan = intervals(rates, budget, min(2, setup.interval), setup.max_interval)
+    oracle = [rng.uniform(0, plan[e.calendar]) for e in edits]
+    return fixed, oracle
+
+
+def scheduler_warnings(side: Side) -> int:
+    if side.stderr is None or not side.stderr.exists():
+        return 0
+    text = side.stderr.read_text(encoding="utf-8", errors="replace")
+    return sum(1 for line in text.splitlines()
+               if "was missed by" in line or "maximum number of running instances" in line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=3.0, help="length of the edit trace")
+    parser.add_argument("--seed", type=int, default=18)
+    args = parser.parse_args()
+    setup = Setup(minutes=args.minutes, seed=args.seed)
+    rng = random.Random(setup.seed)
+    edits = trace(setup, rng)
+    with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
+        directory = Path(tmp)
+        sides = []
+        for label in ("fixed", "adaptive"):
+            emu, handle = start_emulator(setup)
+            sides.append(Side(label, emu, handle, directory / f"{label}.db"))
+        try:
+            for side in sides:
+                start_run(side, write_config(directory, setup, side.db, side.label == "adaptive"),
+                          directory)
+            deadline = time.monotonic() + 300
+            while any(synced(s.db) < setup.calendars for s in sides):
+                if time.monotonic() > deadline or any(s.proc and s.proc.poll() is not None
+                                                      for s in sides):
+                    for s in sides:
+                        if s.stderr is not None:
+                            print(f"--- {s.label}:", *s.stderr.read_text().splitlines()[-5:],
+                                  sep="\n", file=sys.stderr)
+                    raise SystemExit("the first passes did not finish (in 5 minutes)")
+                time.sleep(0.5)
+            stop = threading.Event()
+            watcher = threading.Thread(target=watch, args=(sides, edits, stop), daemon=True)
+            watcher.start()
+            start = apply_trace(sides, edits)
+            end = time.monotonic()
+            settle = time.monotonic() + setup.max_interval + 10
+            while time.monotonic() < settle and any(len(s.shown) < len(edits) for s in sides):
+                time.sleep(0.5)
+            stop.set()
+            watcher.join(5)
+        finally:
+            for side in sides:
+                if side.proc is not None:
+                    side.proc.send_signal(signal.SIGTERM)
+            for side in sides:
+                if side.proc is not None:
+                    side.proc.wait(30)
+                side.handle.stop()
+        fixed_theory, oracle = theory(setup, edits, rng)
+        print(f"Freshness: {setup.calendars} calendars x {setup.events} events over {len(USERS)} "
+              f"accounts, {setup.busy} busy calendars take {setup.busy_edits:.0%} of "
+              f"{setup.edits_per_minute:.0f} edits/min for {setup.minutes:g} min "
+              f"({len(edits)} edits), latency {setup.latency_ms:.0f} ms, budget {setup.budget}/min, "
+              f"interval {setup.interval} s, adaptive max_interval {setup.max_interval} s\n")
+        print("| schedule | p50 (s) | p95 (s) | mean (s) | max (s) | events.list/min | "
+              "busiest second |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        notes = []
+        for side in sides:
+            stale, rpm, busiest, missing = measured(side, start, end)
+            print(row(f"{side.label} (measured)", stale, rpm, busiest))
+            notes.append(f"{side.label}: {missing} edit(s) never shown, "
+                         f"{scheduler_warnings(side)} APScheduler warning(s)")
+        print(row(f"fixed, theory U(0, {setup.interval})", fixed_theory, "-", "-"))
+        print(row("square-root oracle (true rates)", oracle, "-", "-"))
+        print()
+        for note in notes:
+            print(f"- {note}")
+
+
+if __name__ == "__main__":
+    main()

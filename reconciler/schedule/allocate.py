@@ -1,0 +1,93 @@
+"""Turn change-rate estimates and a request budget into one interval per calendar.
+
+The rule (Cho and Garcia-Molina, "Effective page refresh policies for Web
+crawlers", ACM TODS 2003): for Poisson changes at rate ``r_i`` polled every
+``I_i``, an edit waits ``I_i / 2`` on average, so the mean staleness over all
+edits is ``sum(r_i * I_i) / (2 * sum(r_i))``. Minimising it for a fixed number
+of polls per second ``sum(1 / I_i) = B`` (Lagrange) gives polling frequencies
+proportional to the square root of the rate: ``1 / I_i = c * sqrt(r_i)``.
+
+Bounds: each frequency is clipped to ``[1/max_interval, 1/min_interval]`` and
+the constant ``c`` is found by bisection so that the clipped frequencies spend
+the budget exactly (water filling). Idle calendars (rate 0) sit at
+``max_interval``, also when the changing ones all reach ``min_interval`` and
+budget is left over. When even every calendar at ``max_interval`` would exceed
+the budget, **the budget wins**: every calendar gets the same interval
+``N / B``, longer than ``max_interval`` (the budget is Google's quota; going
+over it buys 403s, not freshness). When every calendar at ``min_interval``
+spends less than the budget, they all poll at ``min_interval`` and the rest
+of the budget stays unspent.
+
+Properties (tests/schedule/test_allocate.py): the budget is never exceeded;
+intervals stay within the bounds unless the budget forces them longer; idle
+calendars get ``max_interval`` when it is affordable; a busier calendar never
+gets a longer interval than a quieter one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+K = TypeVar("K")
+
+BISECTION_STEPS = 100
+BUDGET_SLACK = 1e-9  # relative: float rounding must never tip the sum over the budget
+
+
+def budget_per_second(calendars: int, interval: float, requests_per_minute: float) -> float:
+    """The fleet's polls per second: ``min(N * 60 / interval, quota) / 60`` (DESIGN)."""
+    return min(calendars * 60.0 / interval, float(requests_per_minute)) / 60.0
+
+
+def _spend(roots: Sequence[float], c: float, low: float, high: float) -> float:
+    return sum(min(high, max(low, c * root)) for root in roots)
+
+
+def frequencies(rates: Sequence[float], budget: float, min_interval: float,
+                max_interval: float) -> list[float]:
+    """Polls per second for each rate (same order), spending at most ``budget`` per second."""
+    n = len(rates)
+    if n == 0:
+        return []
+    if budget <= 0:
+        raise ValueError("budget must be positive")
+    low, high = 1.0 / max_interval, 1.0 / min_interval
+    if n * low >= budget:  # infeasible bounds: the budget wins, shared evenly
+        return [budget / n] * n
+    roots = [math.sqrt(max(0.0, r)) for r in rates]
+    if n * high <= budget:
+        return [high] * n
+    if sum(high if root else low for root in roots) <= budget:
+        # Every changing calendar at min_interval still leaves budget: idle ones stay at max.
+        return [high if root else low for root in roots]
+    # Bisection on c: spend(c) is continuous and non-decreasing from n*low to n*high.
+    lo, hi = 0.0, 1.0
+    while _spend(roots, hi, low, high) < budget:
+        hi *= 2.0
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2.0
+        if _spend(roots, mid, low, high) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    freqs = [min(high, max(low, lo * root)) for root in roots]
+    total = sum(freqs)
+    limit = budget * (1.0 - BUDGET_SLACK)
+    if total > limit:
+        freqs = [f * limit / total for f in freqs]
+    return freqs
+
+
+def intervals(rates: Mapping[K, float], budget: float, min_interval: float,
+              max_interval: float) -> dict[K, float]:
+    """Seconds between polls per calendar: the square-root rule within the bounds and budget."""
+    keys = list(rates)
+    freqs = frequencies([rates[k] for k in keys], budget, min_interval, max_interval)
+    return {k: 1.0 / f for k, f in zip(keys, freqs, strict=True)}
+
+
+def expected_staleness(interval: float) -> float:
+    """Mean wait of an edit before a poll every ``interval`` seconds finds it (Poisson: I/2)."""
+    return interval / 2.0

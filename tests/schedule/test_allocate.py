@@ -1,0 +1,86 @@
+"""Properties of the allocation (reconciler.schedule.allocate)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from reconciler.schedule.allocate import budget_per_second, expected_staleness, intervals
+
+rates = st.lists(st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=10.0)),
+                 min_size=1, max_size=300)
+bounds = st.tuples(st.floats(min_value=1.0, max_value=120.0),
+                   st.floats(min_value=1.0, max_value=600.0))
+budgets = st.floats(min_value=0.01, max_value=200.0)
+
+
+def plan(rs: list[float], budget: float, lo: float, hi: float) -> dict[int, float]:
+    return intervals(dict(enumerate(rs)), budget, lo, hi)
+
+
+@given(rates, budgets, bounds)
+def test_the_budget_is_never_exceeded(rs: list[float], budget: float,
+                                      b: tuple[float, float]) -> None:
+    lo, hi = min(b), max(b)
+    assert sum(1.0 / i for i in plan(rs, budget, lo, hi).values()) <= budget * (1 + 1e-12)
+
+
+@given(rates, budgets, bounds)
+def test_bounds_hold_unless_the_budget_forces_longer(rs: list[float], budget: float,
+                                                    b: tuple[float, float]) -> None:
+    lo, hi = min(b), max(b)
+    result = plan(rs, budget, lo, hi)
+    if len(rs) / hi >= budget:  # infeasible: the budget wins, shared evenly
+        assert all(math.isclose(i, len(rs) / budget) for i in result.values())
+    else:
+        assert all(lo * (1 - 1e-9) <= i <= hi * (1 + 1e-6) for i in result.values())
+
+
+fractions = st.floats(min_value=0.001, max_value=0.999)
+
+
+@given(rates, fractions, bounds)
+def test_idle_calendars_sit_at_max_interval(rs: list[float], t: float,
+                                           b: tuple[float, float]) -> None:
+    lo, hi = min(b), max(b)
+    budget = len(rs) / hi + t * (len(rs) / lo - len(rs) / hi)  # feasible
+    assume(len(rs) / hi < budget)
+    result = plan(rs, budget, lo, hi)
+    for i, rate in enumerate(rs):
+        if rate == 0:
+            assert math.isclose(result[i], hi, rel_tol=1e-6)
+
+
+@given(rates, budgets, bounds)
+def test_a_busier_calendar_never_gets_a_longer_interval(rs: list[float], budget: float,
+                                                        b: tuple[float, float]) -> None:
+    lo, hi = min(b), max(b)
+    result = plan(rs, budget, lo, hi)
+    order = sorted(range(len(rs)), key=lambda i: rs[i])
+    for quieter, busier in itertools.pairwise(order):
+        if rs[busier] > rs[quieter]:
+            assert result[busier] <= result[quieter] * (1 + 1e-9)
+
+
+@given(rates, fractions, bounds)
+def test_a_feasible_budget_is_spent(rs: list[float], t: float, b: tuple[float, float]) -> None:
+    lo, hi = min(b), max(b)
+    assume(any(rs) and hi > lo * 1.01)
+    budget = len(rs) / hi + t * (len(rs) / lo - len(rs) / hi)  # between the bounds' spends
+    spent = sum(1.0 / i for i in plan(rs, budget, lo, hi).values())
+    most = sum(1 / lo if rate else 1 / hi for rate in rs)  # idle calendars stay at max
+    assert spent >= min(budget, most) * 0.999
+
+
+def test_square_root_rule_without_bounds() -> None:
+    result = intervals({"busy": 4.0, "quiet": 1.0}, 3.0, 0.001, 1e6)
+    assert math.isclose(result["quiet"] / result["busy"], 2.0, rel_tol=1e-6)
+
+
+def test_budget_and_staleness() -> None:
+    assert budget_per_second(300, 30, 600) == 10.0
+    assert budget_per_second(300, 30, 300) == 5.0
+    assert expected_staleness(30) == 15.0

@@ -1,0 +1,64 @@
+"""``run`` with ``[sync] schedule = "adaptive"``: the busy calendar is polled more often,
+idle ones sit at ``max_interval``, and a quota-limited run logs no scheduler warnings.
+
+Real HTTP to the emulator, a real SQLite database, an in-process daemon;
+waits for events in the database, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from reconciler.emulator import Emulator
+from reconciler.store import schedule as rows
+from tests.daemon.support import load, running_daemon, write_daemon_config
+from tests.helpers import wait_for
+
+BUSY = "busy@group.calendar.google.com"
+IDLE = [f"idle{n}@group.calendar.google.com" for n in range(5)]
+
+
+def _event(n: int) -> dict[str, object]:
+    return {"summary": f"e{n}", "start": {"date": "2026-01-01"}, "end": {"date": "2026-01-02"}}
+
+
+@pytest.mark.slow
+def test_adaptive_run_polls_the_busy_calendar_more_often_without_scheduler_warnings(
+        calendar_emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    emu = calendar_emulator
+    for cid in [BUSY, *IDLE]:
+        emu.add_calendar(cid, summary=cid, owners=["user@example.com"])
+        emu.insert_event(cid, _event(0))
+    # 6 calendars every 2 s would be 180 a minute; the quota allows 120: the
+    # bucket and the plan must agree on 2 a second without APScheduler complaints.
+    path = write_daemon_config(
+        tmp_path, f"sqlite:///{tmp_path}/m.db",
+        [{"name": "ops", "calendars": [BUSY, *IDLE]}],
+        {"sync": {"interval": 2, "schedule": "adaptive", "min_interval": 1, "max_interval": 4},
+         "quota": {"requests_per_minute": 120, "burst": 2}})
+    config = load(emu, path)
+    caplog.set_level(logging.WARNING, logger="apscheduler")
+    edits = iter(range(1, 10_000))
+
+    def planned() -> dict[str, float | None]:
+        emu.insert_event(BUSY, _event(next(edits)))  # the busy calendar keeps changing
+        return {r.calendar_id: r.planned_interval for r in rows.fleet_estimates()}
+
+    with running_daemon(config):
+        def learned() -> bool:
+            plan = planned()
+            return (all(plan[c] is not None for c in [BUSY, *IDLE])
+                    and all(plan[c] == pytest.approx(4) for c in IDLE)
+                    and plan[BUSY] is not None and plan[BUSY] < 4)
+        wait_for(learned, 60, "a plan: the busy calendar below max_interval, idle ones at it")
+    plan = planned()
+    busy = plan[BUSY]
+    assert busy is not None and busy * 1.0001 >= 1  # min_interval holds
+    spend = sum(1 / i for i in plan.values() if i is not None)
+    assert spend <= 120 / 60 * 1.0001  # the quota is the budget
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")
+                and r.levelno >= logging.WARNING]
+    assert warnings == []
