@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from reconciler import discovery
+from reconciler.clock import utcnow
 from reconciler.errors import (
     AuthFailed,
     CalendarNotFound,
@@ -196,7 +197,9 @@ class Attempts:
                 if error is exc:
                     raise
                 raise error from exc
-            calendars.record_success(fresh, self.owner, outcome, next_due)
+            # A due time the pass outlasted becomes now: never in the past.
+            due = max(next_due, utcnow()) if next_due is not None else None
+            calendars.record_success(fresh, self.owner, outcome, due)
             released = True
             self.handles.ok(fresh.account)
             log_pass(log, outcome)

@@ -92,7 +92,7 @@ class SyncRequest:
     another process attempted the calendar since (and no "sync soon" request
     is pending), the pass is skipped. ``next_due`` is the next due time the
     caller computed before the pass (start-to-start), stored in the same
-    UPDATE that records the pass.
+    UPDATE that records the pass (as now, if the pass outlasted it).
     """
 
     full: bool = False
