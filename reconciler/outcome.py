@@ -45,6 +45,7 @@ class CalendarState:
     consecutive_failures: int = 0
     removed: bool = False
     event_types: str | None = None  # JSON list the stored sync token was made with (None: all)
+    interval: int | None = None  # the calendar's own interval (None: the default); see intervals
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from rich.table import Table
 
 from reconciler.clock import utcnow
 from reconciler.config import Config
+from reconciler.intervals import interval_of
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Account, AccountCalendar, Calendar, Channel, Event, fn
 
@@ -69,7 +70,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
             channels[channel.calendar_id] = channel
     rows = []
     for cal in Calendar.select().order_by(Calendar.account, Calendar.calendar_id):
-        interval = cal.interval or config.sync.interval
+        interval = interval_of(cal, config)
         since_success = _age(cal.last_success, now)
         account = accounts.get(cal.account)
         if cal.removed:
@@ -96,7 +97,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
             "last_error": cal.last_error,
             "consecutive_failures": cal.consecutive_failures,
             "token_age_s": _age(cal.token_updated_at, now),
-            "interval_s": interval,
+            "interval_s": int(interval) if interval.is_integer() else interval,
             "lag_s": None if since_success is None else max(0.0, since_success - interval),
             "next_due": cal.next_due,
             "lease_owner": cal.lease_owner,

@@ -47,7 +47,8 @@ class Metrics:
     """Every metric ``reconciler run`` exports."""
 
     def __init__(self, owners: Callable[[], list[str]] | None = None,
-                 default_interval: Callable[[], int] | None = None) -> None:
+                 default_interval: Callable[[], int] | None = None,
+                 interval: Callable[[Any], float] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.syncs = Counter("reconciler_syncs", "Calendar passes completed, by mode.",
@@ -81,8 +82,8 @@ class Metrics:
         self.started = time.monotonic()
         self.last_pass: float | None = None  # monotonic time of this process's last success
         self.default_interval = default_interval or (lambda: 300)
-        if owners is not None:
-            r.register(_StoreCollector(owners, self.default_interval))
+        if owners is not None and interval is not None:  # interval: intervals.interval_of
+            r.register(_StoreCollector(owners, interval))
 
     def record_pass(self, result: PassOutcome) -> None:
         """Count one successful pass and the changes it applied."""
@@ -112,9 +113,9 @@ class Metrics:
 class _StoreCollector(Collector):
     """Lag per calendar and leases held, read from the database at scrape time."""
 
-    def __init__(self, owners: Callable[[], list[str]], default_interval: Callable[[], int]) -> None:
+    def __init__(self, owners: Callable[[], list[str]], interval: Callable[[Any], float]) -> None:
         self._owners = owners
-        self._default_interval = default_interval
+        self._interval = interval
 
     def describe(self) -> list[Any]:
         return []
@@ -132,7 +133,6 @@ class _StoreCollector(Collector):
             owners = self._owners()
             held = 0
             failing_count = 0
-            default = self._default_interval()
             rows = Calendar.select(Calendar.calendar_id, Calendar.account, Calendar.last_success,
                                    Calendar.interval, Calendar.lease_owner,
                                    Calendar.consecutive_failures).where(~Calendar.removed)
@@ -142,7 +142,7 @@ class _StoreCollector(Collector):
                 if row.consecutive_failures:
                     failing_count += 1
                 if row.last_success is not None:
-                    behind = (now - row.last_success).total_seconds() - (row.interval or default)
+                    behind = (now - row.last_success).total_seconds() - self._interval(row)
                     lag.add_metric([row.calendar_id, row.account], max(0.0, behind))
             leases.add_metric([], held)
             failing.add_metric([], failing_count)

@@ -164,7 +164,7 @@ def state_of(row: Calendar) -> CalendarState:
         sync_requested_at=row.sync_requested_at,
         sync_request_seq=int(row.sync_request_seq or 0),
         consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed),
-        event_types=row.event_types)
+        event_types=row.event_types, interval=row.interval)
 
 
 @map_db_errors()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from reconciler.config import load_config
-from reconciler.daemon import scheduler
+from reconciler.daemon import planning
 from reconciler.daemon.backoff import Delay
 from reconciler.daemon.scheduler import Daemon
 from reconciler.emulator import Emulator
@@ -155,14 +155,14 @@ def test_backoff_grows_on_failures_resets_on_success_and_spares_the_others(
         {"sync": {"interval": 1, "backoff_max": 4}}))
     # The scheduler's decisions, recorded as it makes them: (failures, delay, when decided).
     decisions: list[tuple[int, Delay, float]] = []
-    policy = scheduler.failure_delay
+    policy = planning.failure_delay
 
     def recorded(exc: BaseException, failures: int, *args: Any) -> Delay:
         delay = policy(exc, failures, *args)
         decisions.append((failures, delay, time.monotonic()))
         return delay
 
-    monkeypatch.setattr(scheduler, "failure_delay", recorded)
+    monkeypatch.setattr(planning, "failure_delay", recorded)
     with running_daemon(config, rand=lambda: 1.0):  # no jitter: delays are exactly 1, 2, 4, 4 (capped)
         wait_for(lambda: synced(sick, healthy), 10, "first passes")
         emu.inject_fault(sick, status=503, reason="backendError", count=1000,
