@@ -105,7 +105,7 @@ class CalendarJob:
                 with ctx.generations.borrow() as svc:
                     for _round in range(MAX_ROUNDS):
                         started = utcnow()
-                        if ctx.stop_event.is_set() or not self._look(svc, started):
+                        if ctx.stop_event.is_set() or not self.look(svc, started):
                             break
             except DatabaseUnavailable as exc:
                 ctx.causes.database_lost(exc, self.calendar_id)
@@ -140,7 +140,7 @@ class CalendarJob:
         if decision.next_run is not None:
             self.ctx.reschedule(self, decision.next_run)
 
-    def _look(self, svc: Service, started: dt.datetime) -> bool:
+    def look(self, svc: Service, started: dt.datetime) -> bool:
         """One decision and at most one pass; True when a request asks for one more pass."""
         ctx = self.ctx
         state = calendars.read_state(self.pk)

@@ -61,6 +61,11 @@ class Roster:
             return {pk: Entry(pk, job.calendar_id, job.account, job.interval)
                     for pk, job in self._jobs.items()}
 
+    def jobs(self) -> list[CalendarJob]:
+        """Every scheduled calendar's job."""
+        with self._lock:
+            return list(self._jobs.values())
+
     def scheduled(self) -> dict[int, str]:
         """Calendar pk -> calendar id of every calendar this process schedules."""
         with self._lock:

@@ -154,10 +154,10 @@ class Daemon:
         self.service.check_credentials()  # a malformed key file: exit 2 before scheduling
         # A restart tries parked accounts once (the credentials may be fixed).
         calendars.retry_parked_accounts(self.process_started)
-        self._resolve(initial=True)
+        self.resolve(initial=True)
         self.scheduler.add_job(self._poll_requests, IntervalTrigger(seconds=REQUEST_POLL_SECONDS),
                                id="control:requests", executor="control")
-        self.scheduler.add_job(self._resolve, IntervalTrigger(seconds=self.config.sync.interval),
+        self.scheduler.add_job(self.resolve, IntervalTrigger(seconds=self.config.sync.interval),
                                id="control:resolve", executor="control")
         self.scheduler.add_job(self.beat, IntervalTrigger(seconds=HEARTBEAT_CHECK_SECONDS),
                                id="control:heartbeat", executor="control")
@@ -165,9 +165,9 @@ class Daemon:
         if self.edges.start_watch(self.service, self.config, self.scheduler):
             self.generations.pin(self.service)  # the runtime keeps its service until shutdown
         self.scheduler.start()
+        pending = "" if self.resolution.resolved else " so far (calendar set not resolved; retrying)"
         log.info("run: %d calendar(s) scheduled%s, %d worker(s), owner %s", len(self.roster),
-                 "" if self.resolution.resolved else " so far (calendar set not resolved yet; retrying)",
-                 self.config.sync.concurrency, self.service.owner)
+                 pending, self.config.sync.concurrency, self.service.owner)
 
     def run(self, *, install_signals: bool = True) -> bool:
         """Serve until stopped; True when everything shut down cleanly.
@@ -233,7 +233,9 @@ class Daemon:
 
     # -- the calendar set -------------------------------------------------------------------
 
-    def _resolve(self, initial: bool = False) -> None:
+    def resolve(self, initial: bool = False) -> None:
+        """Resolve the calendar set and bring the jobs in step (a control job; ``initial``:
+        a failure to reach the database raises)."""
         if self.stop_event.is_set():
             return
         with self._tracked(), self.generations.borrow() as svc:
@@ -255,7 +257,7 @@ class Daemon:
         retry = self.resolution.note(messages, self.config.sync.interval, len(self.roster))
         if retry is not None:
             when = utcnow() + dt.timedelta(seconds=retry)
-            self.scheduler.add_job(self._resolve, "date", run_date=when.replace(tzinfo=UTC),
+            self.scheduler.add_job(self.resolve, "date", run_date=when.replace(tzinfo=UTC),
                                    id="control:resolve-retry", executor="control",
                                    replace_existing=True)
         if self.config.sync.purge_removed:
@@ -305,4 +307,4 @@ class Daemon:
             self.scheduler.modify_job("control:resolve",
                                       trigger=IntervalTrigger(seconds=new.sync.interval))
         log.info("config reloaded from %s", self.config_path or "the default location")
-        self._resolve()
+        self.resolve()
