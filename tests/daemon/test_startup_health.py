@@ -59,7 +59,7 @@ def test_run_started_while_google_is_down_says_so_then_becomes_healthy(tmp_path:
 
         wait_for(starting, 30, "/healthz 503 while the calendar set is not resolved")
         status, body = answers[-1]
-        assert body["status"] == "starting" and body["calendars"] == 0, body
+        assert status == 503 and body["status"] == "starting" and body["calendars"] == 0, body
         reason = body["reason"]
         assert reason.startswith("calendar set not resolved: account ops"), reason
         assert "\n" not in reason
@@ -76,7 +76,7 @@ def test_run_started_while_google_is_down_says_so_then_becomes_healthy(tmp_path:
         with running_emulator(emu, port=google_port):
             wait_for(lambda: healthz(metrics_port)[0] == 200, 60, "/healthz 200 once resolved")
             status, body = healthz(metrics_port)
-            assert body == {"status": "ok", "calendars": 2}, body
+            assert status == 200 and body == {"status": "ok", "calendars": 2}, body
             assert proc.count("calendar set resolved after") == 1
             popen.send_signal(signal.SIGTERM)
             log = proc.finish(20)
