@@ -84,7 +84,8 @@ class CalendarJob:
         self.pk = pk
         self.calendar_id = calendar_id
         self.account = account
-        self.interval = interval  # last known (interval_of); the trigger's, and after an error
+        self.interval = interval  # the trigger's, as the calendar-set diff last set it
+        self.last_interval = interval  # from the latest row read (interval_of): after an error
         self.job_id = job_id_for(account, calendar_id)
         self.first = True
         self.running = False
@@ -110,7 +111,7 @@ class CalendarJob:
             except DatabaseUnavailable as exc:
                 ctx.causes.database_lost(exc, self.calendar_id)
                 self._error(started)
-            except Exception as exc:  # a bug: logged with its traceback, retried later
+            except Exception as exc:  # a bug (traceback logged) or a store error: retried later
                 log.error("calendar %s: scheduler error: %s", self.calendar_id, first_line(exc),
                           exc_info=not isinstance(exc, ReconcilerError))
                 self._error(started)
@@ -119,14 +120,14 @@ class CalendarJob:
 
     def _error(self, started: dt.datetime) -> None:
         now = utcnow()
-        self._apply(decide(None, None, now, self.interval, started=started,
+        self._apply(decide(None, None, now, self.last_interval, started=started,
                            ended=Ended("error"), process_started=self.ctx.process_started))
 
     def _decide(self, state: CalendarState, account: Any, started: dt.datetime,
                 ended: Ended | None = None) -> Decision:
         config = self.ctx.config
-        self.interval = interval_of(state, config)
-        return decide(state, account, utcnow(), self.interval, started=started,
+        self.last_interval = interval_of(state, config)
+        return decide(state, account, utcnow(), self.last_interval, started=started,
                       ended=ended, first=self.first, process_started=self.ctx.process_started,
                       audit_interval=config.sync.audit_interval,
                       backoff_max=config.sync.backoff_max, rand=self.ctx.rand)
