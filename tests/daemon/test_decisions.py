@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from reconciler.config import load_config
 from reconciler.daemon.backoff import REAUTH_RETRY, resolve_retry_delay
 from reconciler.daemon.calendarset import Entry, Resolution, SetDiff, diff
 from reconciler.daemon.causes import Causes
+from reconciler.daemon.generations import Generations
 from reconciler.daemon.planning import Decision, Ended, Plan, decide
 from reconciler.daemon.readiness import readiness
 from reconciler.errors import (
@@ -232,3 +234,42 @@ def test_a_refused_account_is_one_line_until_it_works_again(
     assert causes.account_refused("alice")  # refused again later: a new line
     assert [r.getMessage() for r in caplog.records] == [
         "account alice: credentials accepted again"]
+
+
+# -- service generations across reloads ------------------------------------------------------
+
+class FakeService:
+    """Stands in for a Service: an owner id, a stop flag, a close that is counted."""
+
+    made = 0
+
+    def __init__(self, config: object) -> None:
+        FakeService.made += 1
+        self.config = config
+        self.owner = f"owner{FakeService.made}"
+        self.closed = 0
+        self.stopping = threading.Event()
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_replaced_generation_closes_when_its_last_pass_returns_it() -> None:
+    gens = Generations("config-1", FakeService)  # type: ignore[arg-type]
+    first = gens.current
+    with gens.borrow() as svc:
+        assert svc is first
+        second = gens.replace("config-2")  # type: ignore[arg-type]
+        assert gens.current is second and gens.config == "config-2"
+        assert gens.owners() == [first.owner, second.owner]  # its leases are still ours
+        assert first.closed == 0  # a pass still uses it
+    assert first.closed == 1 and gens.owners() == [second.owner]
+    third = gens.replace("config-3")  # type: ignore[arg-type]
+    assert second.closed == 1 and gens.owners() == [third.owner]  # unused: closed at once
+    gens.pin(third)  # the watch runtime's service stays open until shutdown
+    fourth = gens.replace("config-4")  # type: ignore[arg-type]
+    assert third.closed == 0 and gens.owners() == [third.owner, fourth.owner]
+    gens.stop_passes()
+    assert third.stopping.is_set() and fourth.stopping.is_set()
+    gens.close_all(clean=True)
+    assert third.closed == fourth.closed == 1
