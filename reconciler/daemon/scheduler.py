@@ -77,6 +77,7 @@ JOB_STOP_WAIT = 10.0  # seconds shutdown waits for passes to finish their page
 INLINE_RETRY_MAX = 30.0  # seconds one request may spend in inline retries under `run`
 HEARTBEAT_SECONDS = 60.0  # one INFO line per minute
 HEARTBEAT_CHECK_SECONDS = 1.0  # how often the control job asks whether a beat is due
+RELOAD_POLL_SECONDS = 0.2  # how often a control job looks for a SIGHUP
 
 
 class Daemon:
@@ -161,6 +162,10 @@ class Daemon:
                                id="control:resolve", executor="control")
         self.scheduler.add_job(self.beat, IntervalTrigger(seconds=HEARTBEAT_CHECK_SECONDS),
                                id="control:heartbeat", executor="control")
+        # A control job, not a one-off per SIGHUP: a SIGHUP during a reload is applied after
+        # it (a one-off added while the last one still ran was dropped by APScheduler).
+        self.scheduler.add_job(self._reload_if_asked, IntervalTrigger(seconds=RELOAD_POLL_SECONDS),
+                               id="control:reload", executor="control")
         self.edges.start_http(self.config, self.metrics, self.health)
         if self.edges.start_watch(self.service, self.config, self.scheduler):
             self.generations.pin(self.service)  # the runtime keeps its service until shutdown
@@ -183,10 +188,6 @@ class Daemon:
             while not self.flags.stop:
                 time.sleep(0.1)
                 self._last_tick = time.monotonic()
-                if self.flags.reload:
-                    self.flags.reload = False
-                    self.scheduler.add_job(self._reload, id="control:reload", executor="control",
-                                           replace_existing=True)
         finally:
             if install_signals:  # a real process: exit in time even if the database hangs
                 exit_deadline(EXIT_DEADLINE)
@@ -262,7 +263,7 @@ class Daemon:
             when = utcnow() + dt.timedelta(seconds=retry)
             self.scheduler.add_job(self.resolve, "date", run_date=when.replace(tzinfo=UTC),
                                    id="control:resolve-retry", executor="control",
-                                   replace_existing=True)
+                                   replace_existing=True, misfire_grace_time=None)
         if self.config.sync.purge_removed:
             self._purge_removed()
 
@@ -298,6 +299,11 @@ class Daemon:
             log.debug("request poll failed: %s", exc)
             return
         self.roster.answer_requests(pending)
+
+    def _reload_if_asked(self) -> None:
+        if self.flags.reload and not self.stop_event.is_set():
+            self.flags.reload = False
+            self._reload()
 
     def _reload(self) -> None:
         new = reload_config(self.config, self.config_path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -379,3 +381,34 @@ def test_metrics_and_healthz(calendar_emulator: Emulator, tmp_path: Path) -> Non
         assert 'reconciler_events_applied_total{kind="created"} 1.0' in text
         assert f'reconciler_calendar_lag_seconds{{account="ops",calendar="{cid}"}}' in text
         assert "reconciler_leases_held 0.0" in text
+
+
+def test_a_sighup_during_a_reload_is_applied_after_it(
+        calendar_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    emu = calendar_emulator
+    cid = group("reload")
+    emu.add_calendar(cid)
+    config = load(emu, write_daemon_config(tmp_path, db_url(tmp_path), [
+        {"name": "ops", "calendars": [cid]}], {"sync": {"interval": 600}}))
+    from reconciler.daemon import scheduler as scheduler_module
+
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+    real = scheduler_module.reload_config
+
+    def slow_reload(current: Any, path: Any) -> Any:
+        entered.release()
+        release.wait(10)  # the first reload is still running when the second SIGHUP comes
+        return real(current, path)
+
+    monkeypatch.setattr(scheduler_module, "reload_config", slow_reload)
+    caplog.set_level(logging.INFO, logger="reconciler.daemon")
+    with running_daemon(config, rand=lambda: 0.0) as daemon:
+        wait_for(lambda: synced(cid), 10, "first pass")
+        daemon.request_reload()
+        assert entered.acquire(timeout=10)
+        daemon.request_reload()  # during the first one
+        release.set()
+        wait_for(lambda: sum("config reloaded" in r.getMessage() for r in caplog.records) == 2,
+                 15, "both reloads applied")
