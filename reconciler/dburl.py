@@ -9,8 +9,9 @@ Invariants:
 
 * :data:`SCHEMES` maps every accepted scheme (case-insensitive) to one of three
   backends, ``sqlite``, ``mysql`` or ``postgresql``; aliases are folded only here.
-* :func:`redact_url` never returns a password; every message or log line that
-  shows a database URL goes through it.
+* :func:`redact_url` never returns a password (user info, password-like query
+  keys) and never echoes a value without ``://``; every message, repr or log
+  line that shows a database URL goes through it.
 * :func:`absolute_sqlite_url` is the only place a relative SQLite path is made
   absolute, so every later database error names the absolute file.
 
@@ -70,17 +71,83 @@ def driver_url(url: str) -> str:
     return backend + url[len(_scheme(url)):]
 
 
+# Query keys whose values are secrets (compared lower-cased, ``-`` and ``_`` dropped,
+# as a substring: ``sslpassword``, ``auth_token`` and ``api-key`` are all masked).
+SECRET_KEY_PARTS = ("pass", "pwd", "secret", "token", "key", "auth", "cred")
+MASK = "***"
+NOT_A_URL = "(a value without '://', not shown: it may hold a password)"
+
+
+def _secret_key(key: str) -> bool:
+    folded = key.lower().replace("-", "").replace("_", "")
+    return any(part in folded for part in SECRET_KEY_PARTS)
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """``rest`` (after ``://``) split into user info (``None``: none) and the remainder.
+
+    The user info ends at the last ``@`` before the query; when there is none
+    there, an ``@`` after a ``?`` with no ``=`` before it also counts (a password
+    holding ``?`` or ``#``, which a URL parser would cut into query or fragment).
+    A password holding ``/`` ends up in the "path" of a parser; it is still
+    before that last ``@`` and so still masked.
+    """
+    head = rest.split("?", 1)[0]
+    at = head.rfind("@")
+    if at < 0:
+        at = rest.rfind("@")
+        if at < 0 or "=" in rest[:at]:
+            return None, rest
+    return rest[:at], rest[at + 1:]
+
+
+def _redact_query(query: str) -> str:
+    parts = []
+    for item in query.split("&"):
+        key, eq, _value = item.partition("=")
+        parts.append(f"{key}={MASK}" if eq and _secret_key(key) else item)
+    return "&".join(parts)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for messages and logs."""
+    """``url`` safe for messages, logs and reprs: no password anywhere.
+
+    Rebuilt from its parts: the user info keeps only the user name (a password
+    becomes ``***``; a user info holding ``/``, ``?`` or ``#`` is masked whole),
+    password-like query keys (:data:`SECRET_KEY_PARTS`: ``password``,
+    ``passwd``, ``pwd``, ``secret``, ``token``, ``sslkey``, ...) keep their key
+    and lose their value, a fragment is dropped. A value without ``://`` is
+    never echoed (it may be a bare password pasted into the wrong place).
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    netloc, slash, tail = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}{slash}{tail}"
+        return NOT_A_URL
+    if SCHEMES.get(scheme.lower()) == "sqlite":  # a file path: an "@" in it is no user info
+        userinfo, remainder = None, rest
+    else:
+        userinfo, remainder = _split_userinfo(rest)
+    remainder = remainder.split("#", 1)[0]
+    location, qmark, query = remainder.partition("?")
+    shown = f"{scheme}://"
+    if userinfo is not None:
+        user, colon, _password = userinfo.partition(":")
+        if any(c in user for c in "/?#@"):
+            user, colon = MASK, ""
+        shown += f"{user}:{MASK}@" if colon else f"{user}@"
+    shown += location
+    if qmark:
+        shown += "?" + _redact_query(query)
+    return shown
+
+
+def _userinfo_problem(url: str) -> str | None:
+    """A user info a URL parser would cut short (``/``, ``?`` or ``#`` in the password)."""
+    rest = url.partition("://")[2]
+    userinfo, _ = _split_userinfo(rest)
+    if userinfo is not None and any(c in userinfo for c in "/?#"):
+        return ("holds '/', '?' or '#' before the host: percent-encode them in the "
+                "user name and password (%2F, %3F, %23)")
+    return None
 
 
 def sqlite_path(url: str) -> str | None:
@@ -107,13 +174,15 @@ def absolute_sqlite_url(url: str, base_dir: str | os.PathLike[str]) -> str:
 def url_problem(url: str) -> str | None:
     """What is wrong with a database URL (never echoing its password), or ``None``."""
     if "://" not in url:
-        shown = redact_url(url)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        return f"must be a URL such as {_EXAMPLES}, got {shown!r}"
+        return f"must be a URL such as {_EXAMPLES}, got {NOT_A_URL}"
     scheme = url.partition("://")[0]
     backend = SCHEMES.get(scheme.lower())
     if backend is None:
         return f"unsupported scheme {scheme!r} (use {', '.join(SCHEMES)})"
+    if backend != "sqlite":
+        cut = _userinfo_problem(url)
+        if cut:
+            return cut
     parts = urlsplit(url)
     if backend == "sqlite":
         if parts.netloc:

@@ -28,7 +28,7 @@ import google.auth.credentials
 
 from reconciler import discovery
 from reconciler.clock import utcnow
-from reconciler.config import AccountConfig, Config
+from reconciler.config import AccountConfig, Config, announce_emulator
 from reconciler.engine import CalendarSync
 from reconciler.errors import (
     AccessDenied,
@@ -147,6 +147,7 @@ class Service:
             return creds
 
     def _make_api(self, name: str) -> CalendarApi:
+        announce_emulator(self.config)  # once per process, before the first request
         hook = None
         if self.before_request is not None:
             callback = self.before_request

@@ -119,6 +119,13 @@ def emulator_env(emu: Emulator) -> dict[str, str]:
     return {"GOOGLE_CALENDAR_EMULATOR_HOST": emu.host}
 
 
+def without_emulator_warning(stderr: str) -> str:
+    """``stderr`` without the one WARNING a process pointed at the emulator by
+    ``$GOOGLE_CALENDAR_EMULATOR_HOST`` logs when it starts syncing."""
+    return "".join(line for line in stderr.splitlines(keepends=True)
+                   if "WARNING reconciler.config: $GOOGLE_CALENDAR_EMULATOR_HOST is set" not in line)
+
+
 def config_for(emu: Emulator, path: Path) -> Config:
     """Load a config file as the CLI would with the emulator variable set."""
     config = load_config(path, env=emulator_env(emu))

@@ -338,16 +338,81 @@ def test_api_endpoint_still_checks_named_credentials(tmp_path: Path) -> None:
         load_config(path, {})
 
 
-def test_emulator_env_sets_endpoint_and_makes_accounts_anonymous(tmp_path: Path) -> None:
-    path = write(tmp_path, ACCOUNT + '\n[[accounts]]\nname = "b"\ndiscover = true\n', creds=False)
+ANONYMOUS = """
+[[accounts]]
+name = "ops"
+calendars = ["primary"]
+"""
+
+
+def test_emulator_env_sets_endpoint_for_anonymous_accounts(tmp_path: Path) -> None:
+    path = write(tmp_path, ANONYMOUS + '\n[[accounts]]\nname = "b"\ndiscover = true\n',
+                 creds=False)
     config = load_config(path, {"GOOGLE_CALENDAR_EMULATOR_HOST": "localhost:9999"})
     assert config.google.api_endpoint == "http://localhost:9999/calendar/v3/"
     assert config.google.emulator
+    assert config.emulator_endpoint == "http://localhost:9999/calendar/v3/"
     assert all(a.credentials is None for a in config.accounts)
 
 
+def test_emulator_env_is_refused_with_configured_credentials(tmp_path: Path) -> None:
+    path = write(tmp_path, ACCOUNT + ACCOUNT.replace('"ops"', '"two"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"GOOGLE_CALENDAR_EMULATOR_HOST": "127.0.0.1:8085"})
+    assert info.value.problems == [
+        "$GOOGLE_CALENDAR_EMULATOR_HOST: refused: accounts[0] (and 1 more) names a credentials "
+        "file; the emulator switch is for tests: unset it, or point [google] api_endpoint at a "
+        "private endpoint instead"]
+
+
+def test_emulator_env_is_refused_with_purge_removed(tmp_path: Path) -> None:
+    problem = one_problem(tmp_path, "[sync]\npurge_removed = true\n" + ANONYMOUS,
+                          {"GOOGLE_CALENDAR_EMULATOR_HOST": "[::1]:8085"})
+    assert problem.startswith("$GOOGLE_CALENDAR_EMULATOR_HOST: refused: sync.purge_removed = true;")
+
+
+@pytest.mark.parametrize("host", ["198.51.100.9:8085", "example.com:8085", "[2001:db8::1]:80"])
+def test_emulator_env_refuses_a_host_that_is_not_loopback(tmp_path: Path, host: str) -> None:
+    problem = one_problem(tmp_path, ANONYMOUS, {"GOOGLE_CALENDAR_EMULATOR_HOST": host})
+    assert problem.startswith("$GOOGLE_CALENDAR_EMULATOR_HOST: refused: its host ")
+    assert "is not loopback (set $RECONCILER_ALLOW_REMOTE_EMULATOR=1" in problem
+
+
+def test_remote_emulator_needs_the_explicit_opt_in(tmp_path: Path) -> None:
+    path = write(tmp_path, ANONYMOUS)
+    env = {"GOOGLE_CALENDAR_EMULATOR_HOST": "198.51.100.9:8085"}
+    for no in ("", "0", "yes", "true"):
+        with pytest.raises(ConfigError):
+            load_config(path, {**env, "RECONCILER_ALLOW_REMOTE_EMULATOR": no})
+    config = load_config(path, {**env, "RECONCILER_ALLOW_REMOTE_EMULATOR": "1"})
+    assert config.google.api_endpoint == "http://198.51.100.9:8085/calendar/v3/"
+
+
+@pytest.mark.parametrize(("endpoint", "allowed"), [
+    ("https://calendar.internal.example/calendar/v3/", True),
+    ("http://127.0.0.1:8085/calendar/v3/", True),
+    ("http://localhost:8085/calendar/v3/", True),
+    ("http://[::1]:8085/calendar/v3/", True),
+    ("http://calendar.internal.example/calendar/v3/", False),
+    ("http://10.0.0.7:8085/calendar/v3/", False),
+])
+def test_api_endpoint_is_https_unless_loopback(tmp_path: Path, endpoint: str,
+                                               allowed: bool) -> None:
+    path = write(tmp_path, f'[google]\napi_endpoint = "{endpoint}"\n' + ACCOUNT)
+    if allowed:
+        assert load_config(path, {}).google.api_endpoint == endpoint
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == [
+        f"{path}: google.api_endpoint: must be an https URL (plain http only to a loopback host, "
+        "or with $RECONCILER_ALLOW_REMOTE_EMULATOR=1)"]
+    opted_in = load_config(path, {"RECONCILER_ALLOW_REMOTE_EMULATOR": "1"})
+    assert opted_in.google.api_endpoint == endpoint
+
+
 def test_emulator_env_overrides_file_endpoint_and_accepts_ipv6(tmp_path: Path) -> None:
-    body = '[google]\napi_endpoint = "https://example.com/x/"\n' + ACCOUNT
+    body = '[google]\napi_endpoint = "https://example.com/x/"\n' + ANONYMOUS
     config = load_config(write(tmp_path, body), {"GOOGLE_CALENDAR_EMULATOR_HOST": "[::1]:8085"})
     assert config.google.api_endpoint == "http://[::1]:8085/calendar/v3/"
 
@@ -742,8 +807,20 @@ def test_parse_config_from_text(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------- example file
 
 
-def test_example_loads_in_emulator_mode() -> None:
-    config = load_config(EXAMPLE, EMULATOR)
+def test_example_is_refused_in_emulator_mode_since_it_names_credentials() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(EXAMPLE, EMULATOR)
+    assert info.value.problems == [
+        "$GOOGLE_CALENDAR_EMULATOR_HOST: refused: accounts[0] names a credentials file; the "
+        "emulator switch is for tests: unset it, or point [google] api_endpoint at a private "
+        "endpoint instead"]
+
+
+def test_example_loads_with_a_credentials_file_next_to_it(tmp_path: Path) -> None:
+    copy = tmp_path / "reconciler.toml"
+    shutil.copy(EXAMPLE, copy)
+    (tmp_path / "service-account.json").write_text("{}")
+    config = load_config(copy, {})
     assert [a.name for a in config.accounts] == ["ops"]
     assert config.accounts[0].interval == 300
     assert config.accounts[0].calendars == (
@@ -760,9 +837,12 @@ def test_example_loads_with_real_credentials_file(tmp_path: Path) -> None:
     assert config.accounts[0].subject == "someone@example.com"
 
 
-def test_example_values_are_the_defaults() -> None:
-    config = load_config(EXAMPLE, EMULATOR)
-    assert config.database == DatabaseConfig(f"sqlite:///{EXAMPLE.parent}/reconciler.db")
+def test_example_values_are_the_defaults(tmp_path: Path) -> None:
+    copy = tmp_path / "reconciler.toml"
+    shutil.copy(EXAMPLE, copy)
+    (tmp_path / "service-account.json").write_text("{}")
+    config = load_config(copy, {})
+    assert config.database == DatabaseConfig(f"sqlite:///{tmp_path}/reconciler.db")
     assert config.sync == SyncConfig()
     assert config.quota == QuotaConfig()
     assert config.metrics == MetricsConfig()

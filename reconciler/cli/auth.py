@@ -31,11 +31,13 @@ def auth() -> None:
               help="Write the token file that this account's `credentials` names in the config.")
 @click.option("--no-browser", is_flag=True,
               help="Print the URL (open it on any machine) and read the redirected address back.")
+@click.option("--force", is_flag=True,
+              help="Replace the output file even when it is not a token file.")
 @click.option("--timeout", type=click.FloatRange(min=1, max=86400), default=300, show_default=True,
               help="Seconds to wait for the browser's answer (loopback mode).")
 @pass_context
 def login_command(ctx: Context, client_secrets: Path, output: Path | None,
-                  account: str | None, no_browser: bool, timeout: float) -> None:
+                  account: str | None, no_browser: bool, force: bool, timeout: float) -> None:
     """Sign in with Google and write an authorized-user token file (mode 0600)."""
     from reconciler.google.login import account_credentials_path, login
 
@@ -43,7 +45,7 @@ def login_command(ctx: Context, client_secrets: Path, output: Path | None,
         raise click.UsageError("give exactly one of --output FILE or --account NAME")
     target = output.absolute() if output is not None else account_credentials_path(
         str(account), ctx.config_path)
-    data = login(client_secrets, target, no_browser=no_browser, timeout=timeout,
+    data = login(client_secrets, target, no_browser=no_browser, force=force, timeout=timeout,
                  read_line=sys.stdin.readline, echo=click.echo)
     click.echo(f"wrote {target} (authorized user, client {data['client_id']}); check it with "
                "`reconciler auth check`; a running `reconciler run` picks it up on SIGHUP")

@@ -10,8 +10,14 @@
   ``tomllib`` itself recurses too far is one line too, never a traceback.
 * **Environment overrides**: ``$RECONCILER_DATABASE_URL`` replaces
   ``database.url``; ``$GOOGLE_CALENDAR_EMULATOR_HOST=host:port`` sends every API
-  call to ``http://host:port/calendar/v3/`` and makes every account anonymous.
+  call to ``http://host:port/calendar/v3/`` anonymously. It is a switch for
+  tests: refused (one line naming it) when its host is not loopback (unless
+  ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``), when an account names a credentials
+  file, or with ``[sync] purge_removed``; the loaded config remembers it
+  (``Config.emulator_endpoint``) so a sync logs one WARNING naming the endpoint.
   Problems in an override name the variable instead of the file.
+* **Secrets only over TLS**: ``[google] api_endpoint`` must be https unless its
+  host is loopback (or ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``).
 * **Paths do not depend on the working directory**: relative ``credentials`` and
   ``sqlite:///`` paths in a file are resolved against the file's folder; a
   relative SQLite path from the environment or the built-in default against the
@@ -21,7 +27,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +59,7 @@ __all__ = [
     "ENV_DATABASE_URL",
     "ENV_EMULATOR_HOST",
     "MAX_DEPTH",
+    "announce_emulator",
     "config_dir",
     "config_error",
     "load_config",
@@ -63,6 +72,10 @@ ENV_CONFIG = "RECONCILER_CONFIG"
 ENV_DATABASE_URL = "RECONCILER_DATABASE_URL"
 ENV_EMULATOR_HOST = rules.ENV_EMULATOR_HOST
 MAX_DEPTH = 8  # arrays/tables inside the document; the config itself needs 4
+
+log = logging.getLogger("reconciler.config")
+_announced: set[str] = set()
+_announced_lock = threading.Lock()
 
 _SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
@@ -142,7 +155,14 @@ def _new_rule_problems(rule_problems: list[Problem], defaulted: list[Loc]) -> li
                        for loc in defaulted)]
 
 
-def _emulator_endpoint(env: Mapping[str, str]) -> tuple[str | None, list[Problem]]:
+class _Emulator(NamedTuple):
+    """``$GOOGLE_CALENDAR_EMULATOR_HOST`` parsed: the endpoint it sets and its host."""
+
+    endpoint: str
+    host: str
+
+
+def _emulator_endpoint(env: Mapping[str, str]) -> tuple[_Emulator | None, list[Problem]]:
     value = env.get(ENV_EMULATOR_HOST, "").strip()
     if not value:
         return None, []
@@ -153,7 +173,19 @@ def _emulator_endpoint(env: Mapping[str, str]) -> tuple[str | None, list[Problem
                               source=f"${ENV_EMULATOR_HOST}")]
     host, port = parsed
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/calendar/v3/", []
+    return _Emulator(f"http://{shown}:{port}/calendar/v3/", host), []
+
+
+def _emulator_refusal(emulator: _Emulator, data: Mapping[str, Any], sync: SyncConfig | None,
+                      env: Mapping[str, str]) -> list[Problem]:
+    """The one problem line refusing the emulator switch, if it must be refused."""
+    raw = data.get("accounts")
+    keyed = [index for index, table in enumerate(raw if isinstance(raw, list) else [])
+             if isinstance(table, dict) and table.get("credentials")]
+    lines = rules.emulator_problems(emulator.host, allow_remote=rules.remote_emulator_allowed(env),
+                                    keyed=keyed,
+                                    purge_removed=sync is not None and sync.purge_removed)
+    return [Problem((), line, source=f"${ENV_EMULATOR_HOST}") for line in lines]
 
 
 def _database(
@@ -174,7 +206,8 @@ def _database(
     return DatabaseConfig(dburl.absolute_sqlite_url(env_url, Path.cwd())), problems
 
 
-def _credentials(index: int, account: AccountConfig, base_dir: Path) -> tuple[Path, list[Problem]]:
+def _credentials(index: int, account: AccountConfig, base_dir: Path,
+                 check_files: bool = True) -> tuple[Path, list[Problem]]:
     assert account.credentials is not None
     loc: Loc = ("accounts", index, "credentials")
     try:
@@ -184,14 +217,14 @@ def _credentials(index: int, account: AccountConfig, base_dir: Path) -> tuple[Pa
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return base_dir / account.credentials, [
             Problem(loc, f"cannot use {describe(str(account.credentials))}: {reason}")]
-    if found:
+    if found or not check_files:
         return path, []
     return path, [Problem(loc, f"file {path} not found "
                                "(relative paths are relative to the config file's directory)")]
 
 
 def _accounts(
-    raw: Any, *, anonymous_ok: bool, env_emulator: bool, base_dir: Path
+    raw: Any, *, anonymous_ok: bool, env_emulator: bool, base_dir: Path, check_files: bool = True
 ) -> tuple[tuple[AccountConfig, ...], list[Problem]]:
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         return (), [Problem(("accounts",), "must be an array of tables ([[accounts]]), "
@@ -217,7 +250,7 @@ def _accounts(
         if env_emulator:
             account = dataclasses.replace(account, credentials=None)
         elif account.credentials is not None:
-            path, missing = _credentials(index, account, base_dir)
+            path, missing = _credentials(index, account, base_dir, check_files)
             found.extend(missing)
             account = dataclasses.replace(account, credentials=path)
         found.extend(rules.account_problems(index, account, calendars_given="calendars" in table,
@@ -234,6 +267,7 @@ def _build(
     base_dir: Path,
     env: Mapping[str, str],
     require_accounts: bool,
+    check_files: bool = True,
 ) -> tuple[Config | None, list[Problem]]:
     problems: list[Problem] = []
     known = [f.name for f in dataclasses.fields(ConfigFile)]
@@ -253,11 +287,19 @@ def _build(
             if name == "watch" and checked.model is not None:
                 found += _new_rule_problems(rules.watch_problems(checked.model), checked.defaulted)
         problems += found
-    endpoint, found = _emulator_endpoint(env)
+    emulator, found = _emulator_endpoint(env)
     problems += found
     google = sections["google"]
-    if endpoint is not None and google is not None:
-        google = sections["google"] = dataclasses.replace(google, api_endpoint=endpoint)
+    if emulator is not None:
+        problems += _emulator_refusal(emulator, data, sections["sync"], env)
+        if google is not None:
+            google = sections["google"] = dataclasses.replace(google,
+                                                              api_endpoint=emulator.endpoint)
+    elif google is not None and google.api_endpoint is not None:
+        insecure = rules.insecure_url_problem(
+            google.api_endpoint, allow_remote=rules.remote_emulator_allowed(env))
+        if insecure:
+            problems.append(Problem(("google", "api_endpoint"), insecure))
     accounts: tuple[AccountConfig, ...] = ()
     if "accounts" in data or require_accounts:
         if "accounts" not in data:
@@ -265,15 +307,33 @@ def _build(
         else:
             accounts, found = _accounts(
                 data["accounts"], anonymous_ok=google is None or google.emulator,
-                env_emulator=endpoint is not None, base_dir=base_dir)
+                env_emulator=emulator is not None, base_dir=base_dir, check_files=check_files)
             problems += found
     if problems:
         return None, problems
-    return Config(path=path, accounts=accounts, **sections), []
+    return Config(path=path, accounts=accounts,
+                  emulator_endpoint=emulator.endpoint if emulator else None, **sections), []
 
 
 def _raise(problems: list[Problem], source: str) -> ConfigError:
     return config_error([p.line(source) for p in problems])
+
+
+def announce_emulator(config: Config) -> None:
+    """Log one WARNING per process naming the emulator endpoint a config was switched to.
+
+    Called where syncing starts (before any request), so a process pointed at
+    an emulator by ``$GOOGLE_CALENDAR_EMULATOR_HOST`` says so in its log.
+    """
+    endpoint = config.emulator_endpoint
+    if endpoint is None:
+        return
+    with _announced_lock:
+        if endpoint in _announced:
+            return
+        _announced.add(endpoint)
+    log.warning("$%s is set: every Calendar API call goes to %s without credentials, not to "
+                "Google (a switch for tests)", ENV_EMULATOR_HOST, endpoint)
 
 
 def _resolve(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[Path, str]:
@@ -330,18 +390,21 @@ def parse_config(
     *,
     path: str | Path = DEFAULT_CONFIG_PATH,
     env: Mapping[str, str] | None = None,
+    check_files: bool = True,
 ) -> Config:
     """Validate TOML ``text`` as if read from ``path`` (which need not exist).
 
     Used by :func:`load_config` and by tools holding a config in memory (the
-    demo); relative paths resolve against ``path``'s folder.
+    demo); relative paths resolve against ``path``'s folder. ``check_files=False``
+    accepts credentials files that do not exist yet (``config check
+    --skip-credentials`` before the key is installed).
     """
     env = os.environ if env is None else env
     path = Path(path)
     source = str(path)
     data = _parse_toml(text, source)
     config, problems = _build(data, path=path, base_dir=config_dir(path),
-                              env=env, require_accounts=True)
+                              env=env, require_accounts=True, check_files=check_files)
     if config is None:
         raise _raise(problems, source)
     return config
@@ -352,6 +415,7 @@ def load_config(
     env: Mapping[str, str] | None = None,
     *,
     allow_missing: bool = False,
+    check_files: bool = True,
 ) -> Config:
     """Find, read and validate the config; raise ``ConfigError`` listing every problem.
 
@@ -386,4 +450,4 @@ def load_config(
     except UnicodeDecodeError as exc:
         raise config_error([f"{chosen}: byte {exc.start}: invalid TOML: the file is not UTF-8"]
                            ) from None
-    return parse_config(text, path=chosen, env=env)
+    return parse_config(text, path=chosen, env=env, check_files=check_files)

@@ -389,6 +389,10 @@ class MetricsConfig:
     ] = None
     host: Annotated[Text, Meta(description="Address the metrics endpoint binds to.")] = (
         "127.0.0.1")
+    hash_calendar_ids: Annotated[
+        Bool, Meta(description="Label calendars with a pseudonym (sha256:...) instead of their "
+                               "ids, which are often people's e-mail addresses."),
+    ] = False
 
 
 # --------------------------------------------------------------------------- [[accounts]]
@@ -483,9 +487,14 @@ class ConfigFile:
 
 @dataclasses.dataclass(frozen=True)
 class Config(ConfigFile):
-    """The whole validated configuration; ``path`` is ``None`` for built-in defaults."""
+    """The whole validated configuration; ``path`` is ``None`` for built-in defaults.
+
+    ``emulator_endpoint`` is set when ``$GOOGLE_CALENDAR_EMULATOR_HOST`` put the
+    endpoint in place (not a config key: a sync announces it with one WARNING).
+    """
 
     path: Path | None = None
+    emulator_endpoint: str | None = None
 
     def account(self, name: str) -> AccountConfig:
         """Return the account called ``name``; ``KeyError`` if there is none.

@@ -12,17 +12,31 @@ loader's, at the edge).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from reconciler.config.models import AccountConfig, WatchConfig
 from reconciler.config.problems import Loc, Problem, describe
 
-__all__ = ["account_problems", "duplicate_names", "watch_problems"]
+__all__ = [
+    "ENV_ALLOW_REMOTE_EMULATOR",
+    "ENV_EMULATOR_HOST",
+    "account_problems",
+    "duplicate_names",
+    "emulator_problems",
+    "insecure_url_problem",
+    "is_loopback",
+    "remote_emulator_allowed",
+    "watch_problems",
+]
 
 ENV_EMULATOR_HOST = "GOOGLE_CALENDAR_EMULATOR_HOST"
+# The explicit opt-in that lets the emulator switch (and plain-http secrets) reach
+# a host other than this machine: a test rig whose emulator runs elsewhere.
+ENV_ALLOW_REMOTE_EMULATOR = "RECONCILER_ALLOW_REMOTE_EMULATOR"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
     if host.lower().rstrip(".") == "localhost":
         return True
@@ -30,6 +44,55 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_is_loopback = is_loopback
+
+
+def remote_emulator_allowed(env: Mapping[str, str]) -> bool:
+    """Whether ``$RECONCILER_ALLOW_REMOTE_EMULATOR`` is set to ``1`` (the only "yes")."""
+    return env.get(ENV_ALLOW_REMOTE_EMULATOR, "").strip() == "1"
+
+
+def insecure_url_problem(url: str, *, allow_remote: bool) -> str | None:
+    """Why secrets must not go to ``url`` (None when they may).
+
+    https always; plain http only to a loopback host, or anywhere when the
+    operator opted in with ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname and (
+            is_loopback(parts.hostname) or allow_remote):
+        return None
+    return ("must be an https URL (plain http only to a loopback host, or with "
+            f"${ENV_ALLOW_REMOTE_EMULATOR}=1)")
+
+
+def emulator_problems(host: str, *, allow_remote: bool, keyed: list[int],
+                      purge_removed: bool) -> list[str]:
+    """Why ``$GOOGLE_CALENDAR_EMULATOR_HOST`` (pointing at ``host``) is refused, at most one line.
+
+    The switch is for tests: it drops credentials and speaks plain http, so it
+    must not silently take over a production config. Refused when the host is
+    not loopback (without the opt-in), when an account names a credentials
+    file (a real deployment), and with ``[sync] purge_removed`` (whoever answers
+    would decide which rows get deleted).
+    """
+    reasons = []
+    if not is_loopback(host) and not allow_remote:
+        reasons.append(f"its host {host} is not loopback (set "
+                       f"${ENV_ALLOW_REMOTE_EMULATOR}=1 to allow a remote emulator)")
+    if keyed:
+        more = f" (and {len(keyed) - 1} more)" if len(keyed) > 1 else ""
+        reasons.append(f"accounts[{keyed[0]}]{more} names a credentials file")
+    if purge_removed:
+        reasons.append("sync.purge_removed = true")
+    if not reasons:
+        return []
+    return [f"refused: {'; '.join(reasons)}; the emulator switch is for tests: unset "
+            "it, or point [google] api_endpoint at a private endpoint instead"]
 
 
 def watch_problems(watch: WatchConfig) -> list[Problem]:

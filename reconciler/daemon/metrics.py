@@ -1,29 +1,34 @@
 """Prometheus metrics and the ``/healthz`` + ``/metrics`` HTTP endpoint, in one place.
 
 Counters are updated by the scheduler as things happen; per-calendar lag and
-the leases this process holds are read from the database at scrape time, so
-they are right even for calendars another process syncs. A private registry
-keeps several daemons in one test process apart.
+the leases this process holds are read from the database, at most every
+:data:`FLEET_CACHE_SECONDS` (scrapes in between are served from memory), so
+they are right even for calendars another process syncs and a scrape's cost
+is bounded. ``[metrics] hash_calendar_ids`` replaces calendar ids (people's
+e-mail addresses) in labels by a pseudonym. A private registry keeps several
+daemons in one test process apart.
 
 ``/healthz`` answers 503 while the database is unreachable or not answering
 (probed by one thread of its own, with a deadline, so a frozen server makes
 the answer 503 rather than hang), or when no pass has succeeded in any process
 for :data:`STALE_INTERVALS` intervals (the newest ``last_success`` of the
 mirror, and this process's own passes), past a start-up grace of as long.
-Each HTTP request runs in a thread of its own; its database connection is
-closed when the request ends, so scrapes leave no connection behind.
+The body says "database unavailable"; the driver's text (hosts, users) goes to
+the log only. The server is waitress (:class:`HealthServer`): idle connections
+hold no thread and time out, open connections are capped. A request's
+database connection is closed when it ends, so scrapes leave none behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -32,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from reconciler.clock import utcnow
-from reconciler.errors import first_line
+from reconciler.errors import ConfigError, first_line
 from reconciler.outcome import PassOutcome
 from reconciler.store import close_thread_connection
 from reconciler.store.models import Calendar, fn
@@ -41,14 +46,19 @@ log = logging.getLogger("reconciler.daemon.metrics")
 
 STALE_INTERVALS = 3  # no successful pass for this many intervals: unhealthy
 PROBE_TIMEOUT = 3.0  # seconds /healthz waits for the database to answer
+FLEET_CACHE_SECONDS = 15.0  # the per-calendar figures are read at most this often
+HTTP_THREADS = 2  # requests served at once (a scrape and a health check)
+CONNECTION_LIMIT = 100  # open connections; more wait in the listen backlog
 
 
 class Metrics:
     """Every metric ``reconciler run`` exports."""
 
     def __init__(self, owners: Callable[[], list[str]] | None = None,
-                 default_interval: Callable[[], int] | None = None,
-                 interval: Callable[[Any], float] | None = None) -> None:
+                 default_interval: Callable[[], int] | None = None, *,
+                 interval: Callable[[Any], float] | None = None,
+                 hash_calendar_ids: Callable[[], bool] = lambda: False,
+                 fleet_cache_seconds: float = FLEET_CACHE_SECONDS) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.syncs = Counter("reconciler_syncs", "Calendar passes completed, by mode.",
@@ -82,8 +92,10 @@ class Metrics:
         self.started = time.monotonic()
         self.last_pass: float | None = None  # monotonic time of this process's last success
         self.default_interval = default_interval or (lambda: 300)
-        if owners is not None and interval is not None:  # interval: intervals.interval_of
-            r.register(_StoreCollector(owners, interval))
+        if owners is not None:  # a calendar's interval: run passes intervals.interval_of
+            per_calendar = interval or (lambda row: float(row.interval or self.default_interval()))
+            r.register(_StoreCollector(owners, per_calendar, hash_calendar_ids,
+                                       fleet_cache_seconds))
 
     def record_pass(self, result: PassOutcome) -> None:
         """Count one successful pass and the changes it applied."""
@@ -110,17 +122,45 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
-class _StoreCollector(Collector):
-    """Lag per calendar and leases held, read from the database at scrape time."""
+def calendar_label(calendar_id: str, hashed: bool) -> str:
+    """The ``calendar`` label: the id, or (``[metrics] hash_calendar_ids``) a stable
+    pseudonym, so scrapes do not carry people's e-mail addresses. Pseudonymous,
+    not anonymous: whoever knows an id can compute its label."""
+    if not hashed:
+        return calendar_id
+    return "sha256:" + hashlib.sha256(calendar_id.encode("utf-8")).hexdigest()[:16]
 
-    def __init__(self, owners: Callable[[], list[str]], interval: Callable[[Any], float]) -> None:
+
+
+class _StoreCollector(Collector):
+    """Lag per calendar and leases held, read from the database at most every
+    ``cache_seconds`` (a scrape between two refreshes is served from memory, so
+    scraping often cannot make the database read every calendar row each time)."""
+
+    def __init__(self, owners: Callable[[], list[str]], interval: Callable[[Any], float],
+                 hash_calendar_ids: Callable[[], bool], cache_seconds: float) -> None:
         self._owners = owners
         self._interval = interval
+        self._hash = hash_calendar_ids
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
     def describe(self) -> list[Any]:
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:  # concurrent scrapes share one refresh
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self._cache_seconds:
+                families = self._read()
+                if families is None:
+                    return
+                self._cached = (now, families)
+            families = self._cached[1]
+        yield from families
+
+    def _read(self) -> list[GaugeMetricFamily] | None:
         lag = GaugeMetricFamily("reconciler_calendar_lag_seconds",
                                 "Seconds a calendar is behind its interval (0 on schedule).",
                                 labels=["calendar", "account"])
@@ -131,6 +171,7 @@ class _StoreCollector(Collector):
         try:
             now = utcnow()
             owners = self._owners()
+            hashed = self._hash()
             held = 0
             failing_count = 0
             rows = Calendar.select(Calendar.calendar_id, Calendar.account, Calendar.last_success,
@@ -143,15 +184,14 @@ class _StoreCollector(Collector):
                     failing_count += 1
                 if row.last_success is not None:
                     behind = (now - row.last_success).total_seconds() - self._interval(row)
-                    lag.add_metric([row.calendar_id, row.account], max(0.0, behind))
+                    lag.add_metric([calendar_label(row.calendar_id, hashed), row.account],
+                                   max(0.0, behind))
             leases.add_metric([], held)
             failing.add_metric([], failing_count)
         except Exception as exc:  # a scrape must not fail because the database blinked
             log.warning("metrics: could not read calendar state: %s", exc)
-            return
-        yield lag
-        yield leases
-        yield failing
+            return None
+        return [lag, leases, failing]
 
 
 @dataclass(slots=True)
@@ -178,6 +218,7 @@ class DatabaseProbe:
         self._done = 0
         self._result: _Probe | None = None
         self._closed = False
+        self._logged: str | None = None  # the last failure logged (the probe thread's own)
         self._thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
         self._thread.start()
 
@@ -208,15 +249,20 @@ class DatabaseProbe:
                 self._cond.notify_all()
         close_thread_connection()
 
-    @staticmethod
-    def _ask() -> _Probe:
+    def _ask(self) -> _Probe:
         try:
             row = (Calendar.select(fn.MAX(Calendar.last_success),
                                    fn.MAX(Calendar.interval))
                    .where(~Calendar.removed).tuples().first())
         except Exception as exc:
             close_thread_connection()  # reconnect from scratch next time
-            return _Probe(False, f"database: {first_line(exc)}")
+            # The driver's text names hosts and users: the log gets it, the body does not.
+            detail = first_line(exc)
+            if detail != self._logged:  # one line per cause, not one per health check
+                log.warning("healthz: the database did not answer: %s", detail)
+                self._logged = detail
+            return _Probe(False, "database unavailable")
+        self._logged = None
         newest, longest = row if row is not None else (None, None)
         if isinstance(newest, str):  # SQLite without type conversion
             newest = dt.datetime.fromisoformat(newest)
@@ -246,30 +292,42 @@ def stale_problem(metrics: Metrics, probe: _Probe, now: dt.datetime,
 
 
 class HealthServer:
-    """``GET /healthz`` (200 ok / 503 with the reason) and ``GET /metrics`` on host:port."""
+    """``GET /healthz`` (200 ok / 503 with the reason) and ``GET /metrics`` on host:port.
+
+    Served by waitress (as the watch receiver is): connections are read
+    asynchronously, so idle or slow clients hold no thread; at most
+    :data:`HTTP_THREADS` requests run at once, :data:`CONNECTION_LIMIT`
+    connections stay open, and an idle one is closed after the receiver's
+    ``CHANNEL_TIMEOUT`` seconds.
+    """
 
     def __init__(self, host: str, port: int, metrics: Metrics,
                  health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        from reconciler.watch.server import ReceiverServer
+
         self.probe = DatabaseProbe()
-        handler = _make_handler(metrics, _combined_health(metrics, self.probe, health))
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="metrics-http",
-                                       daemon=True)
+        app = _make_app(metrics, _combined_health(metrics, self.probe, health))
+        try:
+            self.server = ReceiverServer(app, host, port, threads=HTTP_THREADS,
+                                         what="metrics.port", name="metrics-http",
+                                         limit=CONNECTION_LIMIT)
+        except ConfigError as exc:
+            self.probe.close()
+            cause = exc.__cause__
+            raise (cause if isinstance(cause, OSError) else OSError(str(exc))) from None
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return int(self.server.server_address[1])
+        return self.server.port
 
     def start(self) -> None:
         """Serve in a daemon thread."""
-        self.thread.start()
+        self.server.start()
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
         self.probe.close()
 
 
@@ -290,34 +348,34 @@ def _combined_health(metrics: Metrics, probe: DatabaseProbe,
     return combined
 
 
-def _make_handler(metrics: Metrics,
-                  health: Callable[[], tuple[bool, dict[str, Any]]]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            try:
-                self._get()
-            finally:
-                close_thread_connection()  # this thread ends with the request
+def _make_app(metrics: Metrics, health: Callable[[], tuple[bool, dict[str, Any]]]
+              ) -> Callable[..., list[bytes]]:
+    """The WSGI app of ``/metrics`` and ``/healthz``."""
 
-        def _get(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                ok, detail = health()
-                body = json.dumps({"status": "ok" if ok else "unhealthy", **detail}, default=str)
-                self._send(200 if ok else 503, body.encode() + b"\n", "application/json")
-            else:
-                self._send(404, b"not found: try /healthz or /metrics\n", "text/plain")
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        try:
+            status, body, content_type = _answer(environ)
+        except Exception as exc:  # a bug: one line, a 500, no traceback to the client
+            log.error("metrics http: %s: %s", type(exc).__name__, first_line(exc))
+            status, body, content_type = "500 Internal Server Error", b"internal error\n", (
+                "text/plain")
+        finally:
+            close_thread_connection()  # scrapes leave no database connection behind
+        start_response(status, [("Content-Type", content_type),
+                                ("Content-Length", str(len(body)))])
+        return [body]
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def _answer(environ: dict[str, Any]) -> tuple[str, bytes, str]:
+        path = environ.get("PATH_INFO") or "/"
+        if environ.get("REQUEST_METHOD", "GET").upper() not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", b"use GET\n", "text/plain"
+        if path == "/metrics":
+            return "200 OK", metrics.render(), CONTENT_TYPE_LATEST
+        if path == "/healthz":
+            ok, detail = health()
+            body = json.dumps({"status": "ok" if ok else "unhealthy", **detail}, default=str)
+            return ("200 OK" if ok else "503 Service Unavailable", body.encode() + b"\n",
+                    "application/json")
+        return "404 Not Found", b"not found: try /healthz or /metrics\n", "text/plain"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("metrics http: " + format, *args)
-
-    return Handler
+    return app

@@ -95,7 +95,8 @@ class Daemon:
         self.causes = Causes(log)
         self.metrics = Metrics(owners=self.owners,
                                default_interval=lambda: self.config.sync.interval,
-                               interval=lambda row: interval_of(row, self.config))
+                               interval=lambda row: interval_of(row, self.config),
+                               hash_calendar_ids=lambda: self.config.metrics.hash_calendar_ids)
         self.budget = QuotaBudget(config.quota, self.stop_event,
                                   on_wait=self.metrics.quota_waits.inc)
         self.generations = Generations(config, self._new_service)

@@ -9,14 +9,21 @@ Invariants:
 - A refreshed authorized-user token is MERGED into the file's own JSON: every
   key the file has keeps its value, only ``token`` and ``expiry`` change (and
   ``refresh_token`` when Google rotates it). The write is atomic (temp file in
-  the same folder + ``os.replace``) with mode 0600, so a crash mid-write cannot
-  corrupt the file and nobody else can read it.
+  the same folder + ``os.replace`` + fsync of the folder) with mode 0600 (0640
+  when the file was readable by its group only), so a crash mid-write cannot corrupt the
+  file and nobody else can read it.
+- The rewritten file keeps its owner and group: root (``config check`` run by
+  an operator) gives it back to the service user; another user never rewrites
+  a file it does not own (a warning once saying why).
 - If the file on disk no longer holds the refresh token we refreshed with (a
   new ``auth login`` replaced it while ``run`` was up), it is left alone: the
-  newer login wins, it is never overwritten with an older grant.
+  newer login wins, it is never overwritten with an older grant. Read and
+  replace happen under an advisory ``flock`` on a sidecar ``.NAME.lock`` that
+  every writer (other processes, ``auth login``) takes.
 - A file that cannot be written (read-only mount) costs a warning once per
-  process and file, never a failed sync; a file readable by group or others is
-  a warning once per process and file.
+  process and file, never a failed sync; a file readable by others or writable
+  by its group, or a folder others can write, is a warning once per process and
+  file (a file only its group may read is fine: :func:`permission_advice`).
 - A refresh that Google rejects raises :class:`~reconciler.errors.AuthFailed`
   with one line naming what to do (built by ``reconciler.google.errors``).
 - Nothing here ever logs a token.
@@ -24,13 +31,16 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +49,7 @@ import google.auth.exceptions
 import google.oauth2.credentials
 from google.oauth2 import service_account
 
+from reconciler.config import rules
 from reconciler.errors import ConfigError
 from reconciler.google.errors import SCOPE, Identity, refresh_failure
 
@@ -60,11 +71,33 @@ def _warn_once(kind: str, path: Path, message: str, *args: object) -> None:
     log.warning(message, *args)
 
 
-def write_secret_file(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically, readable by the owner only."""
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (the new directory entry reaches the disk)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # a platform or mount without directory descriptors: nothing to sync
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_secret_file(path: Path, text: str, *, owner: tuple[int, int] | None = None,
+                      mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by the owner (and ``mode``'s group).
+
+    ``owner`` (uid, gid) is given to the new file before it is renamed into
+    place, so a root process refreshing a service user's token leaves it the
+    service user's. The folder is fsynced after the rename.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
+        if owner is not None and owner != (os.geteuid(), os.getegid()):
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -74,6 +107,66 @@ def write_secret_file(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_folder(path.parent)
+
+
+def lock_path(path: Path) -> Path:
+    """The sidecar file whose advisory lock guards ``path`` (``.NAME.lock`` beside it)."""
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def token_file_lock(path: Path) -> Iterator[None]:
+    """Hold the advisory lock of a token file (across processes) for read-then-replace.
+
+    Every writer of a token file (a refresh's write-back, ``auth login``) takes
+    it, so a refresh in ``run`` can never replace a newer login it did not see.
+    The lock file is created 0600 and, when root creates it, given to the token
+    file's owner so that the service user can lock it too. A lock file that
+    cannot be opened at all (a read-only folder) means no writer can write
+    either: go on without it.
+    """
+    lock = lock_path(path)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(lock, flags, 0o600)
+    except OSError:
+        try:
+            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            yield
+            return
+    try:
+        if os.geteuid() == 0:
+            with contextlib.suppress(OSError):
+                info = path.stat()
+                os.fchown(fd, info.st_uid, info.st_gid)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_owner(path: Path) -> tuple[tuple[int, int] | None, int, str | None]:
+    """Who the rewritten ``path`` must belong to, its mode, and why we must not write it.
+
+    Root keeps the file's owner and group; another user may only rewrite a file
+    it owns (the rename would hand it over to that user, locking the real owner
+    out), keeping the group. The mode stays 0600, or 0640 when the file was
+    readable by its group but not by others (a service that reads it through
+    its group).
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return None, 0o600, None
+    old = stat.S_IMODE(info.st_mode)
+    mode = 0o600 | (old & 0o040 if not old & 0o007 else 0)
+    euid = os.geteuid()
+    if euid != 0 and info.st_uid != euid:
+        return None, mode, (f"it belongs to uid {info.st_uid} and this process runs as uid "
+                            f"{euid}; run the command as the file's owner")
+    return (info.st_uid, info.st_gid), mode, None
 
 
 def format_expiry(expiry: dt.datetime | None) -> str | None:
@@ -100,15 +193,41 @@ def merge_refreshed(stored: dict[str, Any], token: str | None, expiry: dt.dateti
     return merged
 
 
+def permission_advice(mode: int, owner_uid: int, euid: int, folder_mode: int,
+                      folder: Path, path: Path) -> list[str]:
+    """What to change about a credentials file's and its folder's permissions (pure).
+
+    Owner-aware: a file readable by its group only (the deploy guide's 0640
+    root:reconciler key, read by the service through its group) is right as it
+    is, whoever runs the check; "others" must never read it and the group never
+    write it. The advice names 0600 for a file the service owns itself, and
+    also 0640 where the service may read it through its group (root's file).
+    The folder must not be writable by group or others (without the sticky
+    bit): whoever can write there can replace the file.
+    """
+    advice = []
+    if mode & 0o027:
+        own = owner_uid == euid and euid != 0
+        advice.append(f"credentials file {path} has mode {mode:04o}: it holds secrets; run "
+                      f"`chmod 600 {path}`" + ("" if own else " (or `chmod 640` when the service "
+                                                              "reads it through its group)"))
+    if folder_mode & 0o022 and not folder_mode & stat.S_ISVTX:
+        advice.append(f"folder {folder} of credentials file {path} has mode "
+                      f"{stat.S_IMODE(folder_mode):04o}: others can replace the file; run "
+                      f"`chmod go-w {folder}`")
+    return advice
+
+
 def check_permissions(path: Path) -> None:
-    """Warn (once per process and file) when a credentials file is readable by group/other."""
+    """Warn (once per process and file) about a credentials file others could read or replace."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        info = path.stat()
+        folder_mode = path.parent.stat().st_mode
     except OSError:
         return
-    if mode & 0o077:
-        _warn_once("mode", path, "credentials file %s has mode %04o: it holds secrets; "
-                   "run `chmod 600 %s`", path, mode, path)
+    for line in permission_advice(stat.S_IMODE(info.st_mode), info.st_uid, os.geteuid(),
+                                  folder_mode, path.parent, path):
+        _warn_once("mode:" + line[:6], path, "%s", line)
 
 
 class PersistingUserCredentials(google.oauth2.credentials.Credentials):
@@ -128,7 +247,7 @@ class PersistingUserCredentials(google.oauth2.credentials.Credentials):
             self._write_back(self._store_path, used_refresh_token)
 
     def _write_back(self, path: Path, used_refresh_token: str | None) -> None:
-        with _write_lock:
+        with _write_lock, token_file_lock(path):
             try:
                 stored = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -141,11 +260,24 @@ class PersistingUserCredentials(google.oauth2.credentials.Credentials):
                 log.info("credentials file %s was replaced by a newer login; not overwritten", path)
                 return
             merged = merge_refreshed(stored, self.token, self.expiry, self.refresh_token)
+            owner, mode, refusal = write_owner(path)
+            if refusal is not None:
+                _warn_once("owner", path, "the refreshed token was not saved to %s: %s; it will "
+                           "be refreshed again after a restart", path, refusal)
+                return
+            if owner is not None and owner[1] != os.getegid() and os.geteuid() != 0:
+                owner = (owner[0], owner[1]) if _in_group(owner[1]) else None
             try:
-                write_secret_file(path, json.dumps(merged, indent=2) + "\n")
+                write_secret_file(path, json.dumps(merged, indent=2) + "\n", owner=owner,
+                                  mode=mode)
             except OSError as exc:
                 _warn_once("write", path, "cannot save the refreshed token to %s (%s); it will be "
                            "refreshed again after a restart", path, exc.strerror or exc)
+
+
+def _in_group(gid: int) -> bool:
+    """Whether this process may give a file it owns to group ``gid``."""
+    return gid == os.getegid() or gid in os.getgroups()
 
 
 class AdvisedServiceAccountCredentials(service_account.Credentials):
@@ -186,6 +318,20 @@ def _read_json(path: Path, account: str) -> dict[str, Any]:
     return data
 
 
+def _check_token_uri(account: str, path: Path, token_uri: object) -> None:
+    """Refuse a ``token_uri`` the refresh token and client secret must not travel to.
+
+    The refresh POSTs both, so the URL must be https unless its host is
+    loopback (the emulator's ``/token``) or ``$RECONCILER_ALLOW_REMOTE_EMULATOR=1``.
+    """
+    if token_uri is None:
+        return  # google-auth's default, https://oauth2.googleapis.com/token
+    problem = (rules.insecure_url_problem(token_uri, allow_remote=rules.remote_emulator_allowed(
+        os.environ)) if isinstance(token_uri, str) else "must be a string URL")
+    if problem:
+        raise ConfigError(f"account {account}: credentials file {path}: token_uri {problem}")
+
+
 def load_credentials(account: str, path: Path | None, subject: str | None,
                      emulator: bool) -> google.auth.credentials.Credentials:
     """The credentials an account's API calls are made with.
@@ -214,6 +360,7 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
             return sa
         if kind == "authorized_user":
             user = PersistingUserCredentials.from_authorized_user_info(info, scopes=SCOPES)
+            _check_token_uri(account, path, info.get("token_uri"))
             if isinstance(info.get("token_uri"), str):
                 # google-auth ignores the file's token_uri; honour it (private
                 # deployments and the emulator's /token endpoint).

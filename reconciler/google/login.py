@@ -10,9 +10,12 @@ Invariants:
 
 - The output is a complete authorized-user file (``type``, ``client_id``,
   ``client_secret``, ``refresh_token``, ``token_uri``, ``token``, ``expiry``,
-  ``scopes``), written atomically with mode 0600. Keys of an existing
+  ``scopes``), written atomically with mode 0600, under the token file's lock,
+  keeping an existing file's owner and group. Keys of an existing
   authorized-user file that the login does not produce (``quota_project_id``,
-  unknown keys) are kept.
+  unknown keys) are kept; an existing file that is not a token (a key, the
+  config) is replaced only with ``force``.
+- PKCE (S256) is asked for explicitly, never left to a library default.
 - Plain-HTTP OAuth endpoints are allowed only on loopback hosts (the emulator).
 - Every failure a user can cause is one line (ConfigError: exit 2 for a bad
   client-secrets file or config; AuthFailed: exit 1 for a refused consent).
@@ -33,7 +36,12 @@ from typing import Any
 
 from reconciler.config import config_dir, resolve_config_path
 from reconciler.errors import AuthFailed, ConfigError, TransientGoogleError, first_line
-from reconciler.google.credentials import SCOPES, write_secret_file
+from reconciler.google.credentials import (
+    SCOPES,
+    token_file_lock,
+    write_owner,
+    write_secret_file,
+)
 
 OpenBrowser = Callable[[str], object]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -170,21 +178,63 @@ def _existing(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _fetch_pasted(flow: Any, pasted: str) -> None:
+def not_a_token(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not an authorized-user token file, else None.
+
+    ``auth login`` replaces only token files without ``--force``: a mistyped
+    ``--output`` must not destroy a service-account key or the config.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if not raw.strip():
+        return None  # an empty file (made by `touch` for the permissions) is fine
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return "it is not JSON (a config file?)"
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "authorized_user":
+        return None
+    if kind == "service_account":
+        return "it is a service-account key"
+    return f"it is JSON of type {kind!r}, not 'authorized_user'" if kind else (
+        "it is JSON without type 'authorized_user'")
+
+
+def pasted_code(pasted: str) -> tuple[str | None, str | None]:
+    """What the user pasted: ``(redirect address, None)`` or ``(None, code)`` (pure).
+
+    The whole address (``http://localhost:PORT/?state=...&code=...``, with or
+    without its scheme) is checked for the login's ``state``; its query alone
+    (``code=...&scope=...``, ``?state=...&code=...``) or the bare code is
+    exchanged as a code (PKCE's verifier still binds it to this login).
+    """
     text = pasted.strip()
-    if not text:
-        raise AuthFailed("nothing was pasted; run the login again and paste the redirected address")
-    if "://" in text or text.startswith("localhost") or "code=" in text:
-        if "://" not in text:
-            text = "http://" + text
+    if "://" in text or text.startswith("localhost"):
+        return ("http://" + text if "://" not in text else text), None
+    if "code=" in text:
+        codes = urllib.parse.parse_qs(text.lstrip("?")).get("code")
+        return None, codes[0] if codes else None
+    return None, urllib.parse.unquote(text) if text else None
+
+
+def _fetch_pasted(flow: Any, pasted: str) -> None:
+    address, code = pasted_code(pasted)
+    if address is not None:
         # oauthlib insists on https for the redirect it parses; the loopback redirect is http.
-        flow.fetch_token(authorization_response="https://" + text.split("://", 1)[1])
+        flow.fetch_token(authorization_response="https://" + address.split("://", 1)[1])
+    elif code:
+        flow.fetch_token(code=code)
     else:
-        flow.fetch_token(code=urllib.parse.unquote(text))
+        raise AuthFailed("nothing was pasted; run the login again and paste the redirected address")
 
 
 def login(client_secrets: Path, output: Path, *, no_browser: bool = False,
-          open_browser: OpenBrowser | None = None,
+          force: bool = False, open_browser: OpenBrowser | None = None,
           read_line: Callable[[], str] = input,
           echo: Callable[[str], None] = print,
           timeout: float | None = 300) -> dict[str, Any]:
@@ -202,9 +252,18 @@ def login(client_secrets: Path, output: Path, *, no_browser: bool = False,
     client = config.get("installed") or config["web"]
     if not output.parent.is_dir():
         raise ConfigError(f"--output {output}: folder {output.parent} does not exist")
+    what = not_a_token(output)
+    if what is not None and not force:
+        raise ConfigError(f"{output} exists and {what}: not replaced; choose another file, or "
+                          "give --force to replace it with the token")
+    _owner, _mode, refusal = write_owner(output)
+    if refusal is not None:
+        raise ConfigError(f"cannot replace {output}: {refusal}")
     if _is_loopback_http(client["token_uri"]):
         os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # loopback only (checked above)
-    flow = InstalledAppFlow.from_client_config(config, scopes=SCOPES)
+    # PKCE (S256) explicitly: google-auth-oauthlib 1.2.0-1.2.2 turned it off here by default.
+    flow = InstalledAppFlow.from_client_config(config, scopes=SCOPES,
+                                               autogenerate_code_verifier=True)
     extra = {"access_type": "offline", "prompt": "consent"}
     try:
         if no_browser:
@@ -230,6 +289,8 @@ def login(client_secrets: Path, output: Path, *, no_browser: bool = False,
     except requests.RequestException as exc:
         raise TransientGoogleError(f"cannot reach the token endpoint {client['token_uri']}: "
                                    f"{first_line(exc)}") from None
-    data = token_file_json(flow.credentials, client, _existing(output))
-    write_secret_file(output, json.dumps(data, indent=2) + "\n")
+    with token_file_lock(output):  # a refresh in `run` cannot overwrite this newer login
+        data = token_file_json(flow.credentials, client, _existing(output))
+        owner, mode, _refusal = write_owner(output)
+        write_secret_file(output, json.dumps(data, indent=2) + "\n", owner=owner, mode=mode)
     return data

@@ -26,15 +26,17 @@ def find(channel_id: str) -> Channel | None:
     return Channel.get_or_none(Channel.channel_id == channel_id)
 
 
-def advance_message(channel_pk: int, number: int) -> bool:
-    """Record message ``number``; False when it is not newer than the last one seen.
+def advance_message(channel_pk: int, number: int, max_jump: int | None = None) -> bool:
+    """Record message ``number``; False when it is not newer than the last one seen
+    (or, with ``max_jump``, more than that far past it).
 
     One conditional UPDATE, so two receivers given the same message cannot
     both accept it.
     """
-    return bool(Channel.update(last_message_number=number)
-                .where((Channel.id == channel_pk) & (Channel.last_message_number < number))
-                .execute())
+    condition = (Channel.id == channel_pk) & (Channel.last_message_number < number)
+    if max_jump is not None:
+        condition &= Channel.last_message_number >= number - max_jump
+    return bool(Channel.update(last_message_number=number).where(condition).execute())
 
 
 def begin_open(calendar_pk: int, channel_id: str, owner: str, now: dt.datetime) -> Channel:

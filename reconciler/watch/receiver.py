@@ -9,11 +9,16 @@ Mount :func:`make_app` in any WSGI stack, or let ``reconciler receiver`` /
   has none); no channel id (or one that is not printable ASCII of at most 64
   characters) or a message number that is not 1 to 19 ASCII digits below
   2**63 (the column is a signed 64-bit integer) -> 400;
-* channel id not a live channel in the ``channel`` table -> 404;
-* token not the HMAC of the channel id (constant-time) or resource id not the
-  channel's -> 403;
+* token not the HMAC of the channel id (constant-time; no database query) ->
+  403 (:data:`REJECTED`), whether or not the channel exists, so a forger (who
+  has no secret) gets one answer and cannot tell which channels exist;
+* a valid token for a channel id that is not a live channel in the ``channel``
+  table (a stopped or replaced channel of ours; only the secret's holder can
+  make one) -> 404, as the interface contract says;
+  resource id not the channel's -> 403;
 * message number not above the last one seen (duplicate, replay, out of
-  order) -> 200, ignored; ``sync`` (the channel's first message) -> 200, ignored;
+  order), or more than :data:`MAX_MESSAGE_JUMP` above it -> 200, ignored;
+  ``sync`` (the channel's first message) -> 200, ignored;
 * otherwise -> 200 and, through :class:`HintThrottle`, ``request_sync``.
 
 Hostile input never costs more than a cheap answer: rejections are logged
@@ -44,6 +49,16 @@ log = logging.getLogger("reconciler.watch")
 MAX_BODY = 4096
 MAX_HEADERS = 8192
 MAX_MESSAGE_NUMBER = 2**63 - 1  # channel.last_message_number is a signed BIGINT
+# How far past the last seen message number a new one may be. Google's numbers
+# grow but are not sequential; a sender holding a captured token could otherwise
+# send 2**63-1 once and have every real notification ignored as "out of order"
+# until the channel is renewed. A message beyond the bound is ignored (200), not
+# recorded; polling still picks up the change it announced.
+MAX_MESSAGE_JUMP = 1_000_000
+# One answer for every forged token, whatever channel it names (same status, same body).
+Answer = tuple[str, bytes, list[tuple[str, str]]]
+REJECTED: Answer = ("403 Forbidden", b"bad token\n", [])
+UNKNOWN: Answer = ("404 Not Found", b"unknown channel\n", [])
 WARN_EVERY = 60.0  # seconds between two log lines about the same kind of rejection
 StartResponse = Callable[..., Any]
 
@@ -98,6 +113,13 @@ class Receiver:
             self.warnings.log("malformed", logging.INFO,
                               "watch: malformed notification rejected (400)")
             return "400 Bad Request", b"not a channel notification\n", []
+        if not token_matches(self._secret, channel_id, environ.get("HTTP_X_GOOG_CHANNEL_TOKEN")):
+            # Checked before the database: a forgery costs no query, and gets the same
+            # answer for a live channel and for one that does not exist.
+            self.warnings.log("token", logging.WARNING,
+                              "watch: notification with a wrong token for channel %s rejected "
+                              "(403)", channel_id[:MAX_CHANNEL_ID])
+            return REJECTED
         try:
             with map_db_errors():
                 return self._notification(environ, channel_id, number)
@@ -112,19 +134,20 @@ class Receiver:
         if row is None or row.state not in channels.LIVE_STATES:
             self.warnings.log("unknown", logging.INFO,
                               "watch: notification for unknown channel rejected (404)")
-            return "404 Not Found", b"unknown channel\n", []
-        if not token_matches(self._secret, channel_id, environ.get("HTTP_X_GOOG_CHANNEL_TOKEN")):
-            self.warnings.log("token", logging.WARNING,
-                              "watch: notification with a wrong token for channel %s rejected "
-                              "(403)", channel_id)
-            return "403 Forbidden", b"bad token\n", []
+            return UNKNOWN
         resource_id = environ.get("HTTP_X_GOOG_RESOURCE_ID")
         if row.resource_id is not None and resource_id != row.resource_id:
             self.warnings.log("resource", logging.WARNING,
                               "watch: notification with a wrong resource id for channel %s "
                               "rejected (403)", channel_id)
             return "403 Forbidden", b"resource id does not match the channel\n", []
-        if not channels.advance_message(row.id, number):
+        if number - (row.last_message_number or 0) > MAX_MESSAGE_JUMP:
+            self.warnings.log("jump", logging.WARNING,
+                              "watch: channel %s message %d jumps more than %d past the last "
+                              "one (%d); ignored", channel_id, number, MAX_MESSAGE_JUMP,
+                              row.last_message_number or 0)
+            return "200 OK", b"ignored: message number out of range\n", []
+        if not channels.advance_message(row.id, number, MAX_MESSAGE_JUMP):
             log.debug("watch: channel %s message %d is a duplicate or out of order; ignored",
                       channel_id, number)
             return "200 OK", b"ignored: duplicate or out of order\n", []

@@ -15,7 +15,7 @@ Slow clients (slowloris) cannot starve good ones:
   (a client trickling a header byte at a time) is closed too; both checked
   every :data:`CLEANUP_INTERVAL` seconds.
 
-The README still advises a reverse proxy in front for anything public.
+docs/watch.md still advises a reverse proxy in front for anything public.
 """
 
 from __future__ import annotations
@@ -91,22 +91,29 @@ def parse_listen(listen: str, what: str = "watch.listen") -> tuple[str, int]:
 
 
 class ReceiverServer:
-    """waitress around a WSGI app; :meth:`start` serves from a daemon thread."""
+    """waitress around a WSGI app; :meth:`start` serves from a daemon thread.
 
-    def __init__(self, app: Any, host: str, port: int, *, threads: int = 4) -> None:
+    Also serves ``/metrics`` and ``/healthz`` (``what`` names the config key in
+    a bind error and the log line, ``limit`` caps open connections there).
+    """
+
+    def __init__(self, app: Any, host: str, port: int, *, threads: int = 4,
+                 what: str = "watch.listen", name: str = "watch-receiver",
+                 limit: int | None = None) -> None:
         try:
             self._server: Any = create_server(
                 app, host=host, port=port, threads=threads, ident="reconciler",
                 max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY,
                 channel_timeout=CHANNEL_TIMEOUT, cleanup_interval=CLEANUP_INTERVAL,
-                connection_limit=connection_limit(), backlog=1024,
+                connection_limit=limit or connection_limit(), backlog=1024,
                 clear_untrusted_proxy_headers=True)
         except OSError as exc:
-            raise ConfigError(f"watch.listen {host}:{port}: cannot bind ({exc.strerror or exc})"
+            raise ConfigError(f"{what} {host}:{port}: cannot bind ({exc.strerror or exc})"
                               ) from exc
         _SlowRequestSweeper(self._server, REQUEST_DEADLINE)
         self.host = host
         self.port = int(self._server.effective_port)
+        self.name = name
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -118,7 +125,7 @@ class ReceiverServer:
 
     def start(self) -> None:
         """Serve from a daemon thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self.serve_forever, name="watch-receiver",
+        self._thread = threading.Thread(target=self.serve_forever, name=self.name,
                                         daemon=True)
         self._thread.start()
 
@@ -129,7 +136,8 @@ class ReceiverServer:
         to stop, so no file descriptor is ever closed from another thread (a
         descriptor closed twice could be a newer socket of someone else's).
         """
-        log.info("watch: receiver listening on %s", self.url)
+        if self.name == "watch-receiver":  # the metrics server logs its own line
+            log.info("watch: receiver listening on %s", self.url)
         server = self._server
         try:
             while not self._stopping.is_set():

@@ -302,8 +302,11 @@ def test_purge_removed_deletes_the_rows(calendar_emulator: Emulator, tmp_path: P
     emu.add_calendar(gone, owners=["boss@example.com"])
     emu.share(gone, USER)
     emu.insert_event(gone, timed("bye"))
-    config = load(emu, write_daemon_config(tmp_path, db_url(tmp_path), [
-        {"name": "ops", "discover": True}], {"sync": {"interval": 1, "purge_removed": True}}))
+    # $GOOGLE_CALENDAR_EMULATOR_HOST is refused with purge_removed: name the endpoint instead.
+    path = write_daemon_config(tmp_path, db_url(tmp_path), [{"name": "ops", "discover": True}], {
+        "sync": {"interval": 1, "purge_removed": True}, "google": {"api_endpoint": emu.base_url}})
+    config = load_config(path, env={})
+    open_store(config.database.url)
     with running_daemon(config):
         wait_for(lambda: synced(gone), 10, "first pass")
         emu.unshare(gone, USER)

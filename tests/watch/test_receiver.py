@@ -6,13 +6,18 @@ number, sync request) and the Calendar API (request log) untouched.
 
 from __future__ import annotations
 
+import io
 import socket
+from typing import Any
+
+from playhouse.test_utils import count_queries
 
 from reconciler.store.models import Calendar, Channel
+from reconciler.watch.receiver import MAX_MESSAGE_JUMP, MAX_MESSAGE_NUMBER
 from reconciler.watch.tokens import channel_token, new_channel_id, token_matches
 from tests.helpers import wait_for
 from tests.watch.conftest import Watched
-from tests.watch.watch_helpers import HOOK_PATH, SECRET, notification, post
+from tests.watch.watch_helpers import HOOK_PATH, SECRET, TEAM, notification, post
 
 
 def snapshot(w: Watched) -> tuple[object, ...]:
@@ -69,14 +74,69 @@ def test_forged_tokens_are_rejected_with_403_and_change_nothing(watched: Watched
     assert snapshot(watched) == before
 
 
-def test_unknown_channels_are_rejected_with_404(watched: Watched) -> None:
+def test_unknown_channels_answer_404_only_to_a_valid_token(watched: Watched) -> None:
+    """A forger (no secret) gets 403 whatever channel it names; only a valid token of a
+    channel we do not have (a stopped one of ours) learns 404, as the contract says."""
     [channel] = watched.emu.channels()
     before = snapshot(watched)
     stranger = new_channel_id()
-    for token in (channel_token(SECRET, stranger), channel["token"], "whatever"):
+    for token in (channel["token"], "whatever"):
         headers = dict(notification(channel, 7, token=token), **{"X-Goog-Channel-ID": stranger})
-        assert post(watched.port, headers) == 404
+        assert post(watched.port, headers) == 403
+    headers = dict(notification(channel, 7, token=channel_token(SECRET, stranger)),
+                   **{"X-Goog-Channel-ID": stranger})
+    assert post(watched.port, headers) == 404
     assert snapshot(watched) == before
+
+
+def wsgi(app: Any, headers: dict[str, str]) -> tuple[str, bytes]:
+    """Call the receiver's WSGI app in this thread: (status, body)."""
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": HOOK_PATH, "CONTENT_LENGTH": "0",
+               "wsgi.input": io.BytesIO(b"")}
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()
+                    if k != "Content-Length"})
+    answer: list[str] = []
+    body = b"".join(app(environ, lambda status, _headers: answer.append(status)))
+    return answer[0], body
+
+
+def test_forged_requests_cost_no_database_statement_and_get_one_answer(
+        watched: Watched) -> None:
+    [channel] = watched.emu.channels()
+    app = watched.runtime.app
+    stranger = new_channel_id()
+    forged = [notification(channel, 60, token="forged"),
+              notification(channel, 61, token=channel_token("another-secret-0123456789",
+                                                            channel["id"])),
+              dict(notification(channel, 62), **{"X-Goog-Channel-ID": stranger})]
+    with count_queries() as counter:
+        answers = {wsgi(app, headers) for headers in forged}
+    assert counter.count == 0
+    unknown = dict(notification(channel, 63, token=channel_token(SECRET, stranger)),
+                   **{"X-Goog-Channel-ID": stranger})  # a valid token of a channel we do not have
+    with count_queries() as counter:
+        answers.add(wsgi(app, unknown))
+    assert counter.count == 1  # the one lookup that finds no channel
+    # Forgers get one answer, live channel or not; a valid token of a channel we do not
+    # have (only the secret's holder can make one) is the contract's 404.
+    assert answers == {("403 Forbidden", b"bad token\n"), ("404 Not Found", b"unknown channel\n")}
+    assert wsgi(app, unknown) == ("404 Not Found", b"unknown channel\n")
+    assert {wsgi(app, headers) for headers in forged} == {("403 Forbidden", b"bad token\n")}
+
+
+def test_a_message_number_may_not_jump_past_the_bound(watched: Watched) -> None:
+    [channel] = watched.emu.channels()
+    watched.runtime.app.throttle.window = 0  # type: ignore[union-attr]
+    assert post(watched.port, notification(channel, 5)) == 200
+    Calendar.update(sync_requested_at=None).execute()
+    before = snapshot(watched)
+    for number in (MAX_MESSAGE_NUMBER, 5 + MAX_MESSAGE_JUMP + 1):  # poisoning attempts
+        assert post(watched.port, notification(channel, number)) == 200
+    assert snapshot(watched) == before and Channel.get().last_message_number == 5
+    assert post(watched.port, notification(channel, 6)) == 200  # real ones still count
+    assert Channel.get().last_message_number == 6
+    assert post(watched.port, notification(channel, 6 + MAX_MESSAGE_JUMP)) == 200  # at the bound
+    assert Channel.get().last_message_number == 6 + MAX_MESSAGE_JUMP
 
 
 def test_duplicate_and_out_of_order_messages_are_200_and_ignored(watched: Watched) -> None:
@@ -139,3 +199,14 @@ def test_a_burst_of_hints_is_coalesced_per_calendar(watched: Watched) -> None:
     first = throttle.fired
     wait_for(lambda: throttle.fired > first, timeout=3)  # the trailing request arrives
     assert throttle.fired <= first + 1
+
+
+def test_renewal_rotates_the_token_and_the_old_one_stops_working(watched: Watched) -> None:
+    [old] = watched.emu.channels()
+    watched.clock.advance(watched.emu, 604800 - 3000)  # inside renew_margin (1 h)
+    assert watched.runtime.tick().renewed == [TEAM]
+    [new] = watched.emu.channels()
+    assert new["token"] != old["token"]  # a new random channel id, so a new HMAC
+    assert post(watched.port, notification(old, 40)) == 404  # a captured token dies with its channel
+    assert post(watched.port, notification(dict(new, id=old["id"]), 41)) == 403
+    assert post(watched.port, notification(new, 2)) == 200
