@@ -21,11 +21,10 @@ from reconciler.emulator import Emulator, running_emulator
 from reconciler.emulator.seed import seed_demo
 from reconciler.errors import ConfigError
 from reconciler.oneshot import run_once
-from reconciler.store import open_store
+from reconciler.store import calendars, open_store
 from reconciler.store.changes import read_changes
 from reconciler.store.db import redact_url
 from reconciler.store.events import count_events
-from reconciler.store.models import Calendar
 
 Echo = Callable[[str], None]
 
@@ -106,7 +105,7 @@ def run_demo(database_url: str, echo: Echo = print) -> int:
         echo("\n1. First sync (full listing of every calendar in calendarList):")
         code = run_once(config)
         start = max((c["id"] for c in read_changes(0, 1_000_000)), default=0)
-        for row in Calendar.select().where(~Calendar.removed).order_by(Calendar.calendar_id):
+        for row in calendars.live_calendars():
             echo(f"  {row.calendar_id}: {count_events(row.id)} events mirrored")
 
         titles = _titles(emu)

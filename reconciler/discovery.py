@@ -6,8 +6,8 @@ full listing. What each account can see is kept in ``account_calendar``; from
 that, :func:`assign` picks for every calendar the first account in config order
 that sees it, so a shared calendar is mirrored once and moves to the next
 account when the syncing one loses access. A calendarList that repeats a page
-token (or never ends) stops with ``PageLoop``; database errors leave as
-``StoreError`` (``map_db_errors``).
+token (or never ends) stops with ``PageLoop``; the rows live in
+:mod:`reconciler.store.accounts` (its errors leave as ``StoreError``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 from reconciler.errors import BadRequest, PageLoop, SyncTokenInvalid
 from reconciler.google.client import CalendarApi
-from reconciler.store.db import write_transaction
-from reconciler.store.dberrors import map_db_errors
-from reconciler.store.models import Account, AccountCalendar, database_proxy, key_of
+from reconciler.store import accounts
 
 log = logging.getLogger("reconciler.discovery")
 
@@ -35,15 +33,14 @@ class Visible:
     summary: str | None = None
 
 
-@map_db_errors()
 def read_calendar_list(api: CalendarApi, account: str) -> list[Visible]:
     """Update the account's visible calendars from ``calendarList``; return them all.
 
     Incremental when a token is stored; hidden calendars count as visible
-    (they are still shared with the account), deleted entries do not.
+    (they are still shared with the account), deleted entries do not. No
+    database connection is held while Google answers.
     """
-    row, _ = Account.get_or_create(name=account)
-    token = row.calendar_list_sync_token
+    token, primary_id = accounts.calendar_list_state(account)
     try:
         entries, new_token, full = _list_all(api, token)
     except (SyncTokenInvalid, BadRequest):
@@ -53,22 +50,7 @@ def read_calendar_list(api: CalendarApi, account: str) -> list[Visible]:
         # unusable; list everything once instead.
         log.info("account %s: calendarList sync token rejected; listing again", account)
         entries, new_token, full = _list_all(api, None)
-    with write_transaction(database_proxy.obj):
-        if full:
-            AccountCalendar.update(visible=False).where(AccountCalendar.account == account).execute()
-        primary_id = row.primary_calendar_id
-        for entry in entries:
-            calendar_id = str(entry.get("id", ""))
-            if not calendar_id:
-                continue
-            visible = not entry.get("deleted", False)
-            if entry.get("primary") and visible:
-                primary_id = calendar_id
-            _upsert_visibility(account, calendar_id, visible, entry.get("summaryOverride")
-                               or entry.get("summary"), entry.get("accessRole"),
-                               bool(entry.get("primary")))
-        Account.update(calendar_list_sync_token=new_token, primary_calendar_id=primary_id).where(
-            Account.name == account).execute()
+    accounts.apply_calendar_list(account, entries, new_token, full, primary_id)
     return visible_calendars(account)
 
 
@@ -89,34 +71,14 @@ def _list_all(api: CalendarApi, token: str | None) -> tuple[list[dict], str | No
         followed.add(page_token)
 
 
-def _upsert_visibility(account: str, calendar_id: str, visible: bool, summary: object,
-                       access_role: object, primary: bool) -> None:
-    key = key_of(calendar_id)
-    values = {"visible": visible, "summary": summary if isinstance(summary, str) else None,
-              "access_role": access_role if isinstance(access_role, str) else None,
-              "primary": primary}
-    updated = AccountCalendar.update(values).where(
-        (AccountCalendar.account == account) & (AccountCalendar.calendar_key == key)).execute()
-    if not updated:
-        AccountCalendar.create(account=account, calendar_id=calendar_id, calendar_key=key,
-                               **values)
-
-
-@map_db_errors()
 def visible_calendars(account: str) -> list[Visible]:
     """The calendars the account saw on its last successful calendarList read."""
-    query = (AccountCalendar.select(AccountCalendar.calendar_id, AccountCalendar.summary)
-             .where((AccountCalendar.account == account) & AccountCalendar.visible)
-             .order_by(AccountCalendar.id))
-    return [Visible(cid, summary) for cid, summary in query.tuples()]
+    return [Visible(cid, summary) for cid, summary in accounts.visible_calendars(account)]
 
 
-@map_db_errors()
 def mark_lost(account: str, calendar_id: str) -> None:
     """The account got 404 for a calendar it synced: it no longer sees it."""
-    AccountCalendar.update(visible=False).where(
-        (AccountCalendar.account == account)
-        & (AccountCalendar.calendar_key == key_of(calendar_id))).execute()
+    accounts.mark_lost(account, calendar_id)
 
 
 def assign(seen_by: Iterable[tuple[str, str, int | None, str, str | None]]

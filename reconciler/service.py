@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import google.auth.credentials
@@ -56,7 +56,7 @@ from reconciler.outcome import (
     SyncRequest,
 )
 from reconciler.store import calendars, leases
-from reconciler.store.models import Calendar, key_of
+from reconciler.store.records import CalendarRow as Calendar
 
 log = logging.getLogger("reconciler.service")
 
@@ -233,12 +233,12 @@ class Service:
         for calendar_id, (account_name, interval, source, summary) in chosen.items():
             row = calendars.ensure_calendar(calendar_id, account_name, source=source,
                                             interval=interval, summary=summary,
-                                            known=existing.get(key_of(calendar_id)))
+                                            known=existing.get(calendars.key_of(calendar_id)))
             if row.account != account_name:
                 log.info("calendar %s: now synced by account %s (was %s)", calendar_id,
                          account_name, row.account)
                 calendars.reassign(row.id, account_name)
-                row.account = account_name
+                row = replace(row, account=account_name)
             rows.append(row)
         wanted = {row.id for row in rows}
         for row in existing.values():

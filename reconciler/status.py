@@ -38,8 +38,8 @@ from rich.table import Table
 from reconciler.clock import utcnow
 from reconciler.config import Config
 from reconciler.intervals import interval_of
+from reconciler.store import fleet
 from reconciler.store.dberrors import map_db_errors
-from reconciler.store.models import Account, AccountCalendar, Calendar, Channel, Event, fn
 
 FAILING_STATES = ("needs_reauth", "failing", "gone")
 STATES = ("ok", "never_synced", "failing", "needs_reauth", "gone", "removed", "stale")
@@ -56,20 +56,11 @@ def _age(then: dt.datetime | None, now: dt.datetime) -> float | None:
 def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]:
     """One dict per mirrored calendar (removed ones included, marked), ordered by account, id."""
     now = now or utcnow()
-    counts = dict(Event.select(Event.calendar, fn.COUNT(Event.id))
-                  .where(Event.status != "cancelled").group_by(Event.calendar).tuples())
-    accounts = {a.name: a for a in Account.select()}
-    listed = {(r.account, r.calendar_id): r.summary for r in
-              AccountCalendar.select(AccountCalendar.account, AccountCalendar.calendar_id,
-                                     AccountCalendar.summary)
-              .where(AccountCalendar.summary.is_null(False))}
-    channels: dict[int, Channel] = {}
-    for channel in Channel.select().order_by(Channel.id):  # an open channel wins, else the latest
-        current = channels.get(channel.calendar_id)
-        if current is None or current.state != "open" or channel.state == "open":
-            channels[channel.calendar_id] = channel
+    found = fleet.snapshot()
+    counts, accounts, listed, channels = (found.live_events, found.accounts, found.listed_names,
+                                          found.channels)
     rows = []
-    for cal in Calendar.select().order_by(Calendar.account, Calendar.calendar_id):
+    for cal in found.calendars:
         interval = interval_of(cal, config)
         since_success = _age(cal.last_success, now)
         account = accounts.get(cal.account)
@@ -98,7 +89,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
             "consecutive_failures": cal.consecutive_failures,
             "token_age_s": _age(cal.token_updated_at, now),
             "interval_s": int(interval) if interval.is_integer() else interval,
-            "lag_s": None if since_success is None else max(0.0, since_success - interval),
+            "lag_s": fleet.lag_seconds(cal.last_success, interval, now),
             "next_due": cal.next_due,
             "lease_owner": cal.lease_owner,
             "syncing": bool(cal.lease_owner and cal.lease_expires and cal.lease_expires > now),
@@ -112,11 +103,10 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
     return rows
 
 
-@map_db_errors()
 def account_problems() -> list[Row]:
     """Accounts whose credentials were rejected: ``{"account", "state", "last_error"}``."""
     return [{"account": a.name, "state": a.state, "last_error": a.last_error}
-            for a in Account.select().where(Account.state != "ok").order_by(Account.name)]
+            for a in fleet.problem_accounts()]
 
 
 # -- pure functions of the rows ---------------------------------------------------------------

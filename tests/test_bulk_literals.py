@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymysql.converters import escape_date, escape_datetime, escape_string
 
-from reconciler.store.bulk import _Literal, _mysql_escape, _mysql_literals
+from reconciler.store.dialects.mysql import _Literal, _mysql_escape, _mysql_literals
 
 SPECIAL = st.sampled_from(["\\", "\0", "\n", "\r", "\x1a", "'", '"', "é", "\u2028", "\udfff"])
 TEXT = st.lists(st.one_of(SPECIAL, st.text(max_size=5)), max_size=60).map("".join)

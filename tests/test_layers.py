@@ -20,11 +20,21 @@ of the reconciler, and only ``reconciler.cli.emulator`` and the tour
 reach up to the command line (``python -m reconciler.emulator``).
 
 A module that matches no declared prefix fails the test: declare its floor.
+
+Two rules keep the store's edge where it is (issue 17):
+
+* the Peewee models are private to ``reconciler/store/``: no module outside it
+  imports ``reconciler.store.models`` (callers get store functions and records);
+* a dialect branch (``isinstance`` on a Peewee database class, or comparing a
+  backend name such as ``== "mysql"``) stands only in ``reconciler/store/dialects/``
+  (migrations included: they ask the dialect). ``reconciler.dburl`` parses the URL
+  scheme table and is the one exception.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from pathlib import Path
 
@@ -126,6 +136,118 @@ def violations() -> list[str]:
                 problems.append(f"{name} ({LAYERS[own][0]}) imports {dep} ({LAYERS[target][0]}): "
                                 "upward")
     return problems
+
+
+STORE = "reconciler.store"
+MODELS = "reconciler.store.models"
+DIALECTS = "reconciler.store.dialects"
+DIALECT_NAMES = frozenset({"sqlite", "sqlite3", "mysql", "mariadb", "postgres", "postgresql"})
+DIALECT_BRANCH_ALLOWED = (DIALECTS, "reconciler.dburl")
+_DATABASE_CLASS = re.compile(r"(Sqlite|MySQL|Postgresql|Postgres|Cockroach|MariaDB)\w*Database$")
+
+
+def model_imports(name: str, deps: set[str]) -> list[str]:
+    """``name`` importing the store's models from outside the store."""
+    if _matches(name, STORE):
+        return []
+    return [f"{name} imports {d}: the models are private to {STORE} (use a store function)"
+            for d in sorted(deps) if _matches(d, MODELS)]
+
+
+def _terminal(node: ast.expr) -> str:
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _names_dialect(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and node.value.lower() in DIALECT_NAMES
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_names_dialect(element) for element in node.elts)
+    return False
+
+
+def dialect_branches(path: Path, name: str) -> list[str]:
+    """``isinstance`` on a Peewee database class, or a comparison with a backend name,
+    in ``path`` (module ``name``) when it stands outside the dialect modules."""
+    if any(_matches(name, allowed) for allowed in DIALECT_BRANCH_ALLOWED):
+        return []
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
+            kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            hits = [_terminal(k) for k in kinds if _DATABASE_CLASS.search(_terminal(k))]
+            found += [f"{name}:{node.lineno} isinstance on {hit} (ask the dialect)"
+                      for hit in hits]
+        elif (isinstance(node, ast.Compare)
+              and any(isinstance(op, ast.Eq | ast.NotEq | ast.In | ast.NotIn) for op in node.ops)
+              and any(_names_dialect(operand) for operand in [node.left, *node.comparators])):
+            found.append(f"{name}:{node.lineno} compares a backend name (ask the dialect)")
+    return found
+
+
+def store_edge_violations(paths: list[Path] | None = None) -> list[str]:
+    """Both store-edge rules over ``paths`` (default: every module, migrations included)."""
+    problems = []
+    for path in paths if paths is not None else sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        if _matches(name, EMULATOR):
+            continue
+        problems += model_imports(name, imports(path))
+        problems += dialect_branches(path, name)
+    return problems
+
+
+def test_models_stay_in_the_store_and_dialect_branches_in_the_dialects() -> None:
+    assert store_edge_violations() == []
+
+
+def test_the_store_edge_rules_catch_planted_violations(tmp_path: Path) -> None:
+    """Each rule fails on a module that breaks it (planted under the package's name)."""
+    planted = {
+        "status_models.py": "from reconciler.store.models import Calendar\n",
+        "status_module.py": "def f():\n    from reconciler.store import models\n",
+        "branch_isinstance.py": ("import peewee\n\ndef f(db):\n"
+                                 "    return isinstance(db, peewee.MySQLDatabase)\n"),
+        "branch_tuple.py": ("from peewee import SqliteDatabase, PostgresqlDatabase\n\n"
+                            "def f(db):\n"
+                            "    return isinstance(db, (SqliteDatabase, PostgresqlDatabase))\n"),
+        "branch_name.py": "def f(kind):\n    return kind == \"mysql\"\n",
+        "branch_in.py": "def f(backend):\n    return backend in (\"sqlite\", \"postgresql\")\n",
+    }
+    paths = []
+    for file, text in planted.items():
+        path = PACKAGE / "planted_by_test" / file  # a module name outside the store
+        real = tmp_path / file
+        real.write_text(text, encoding="utf-8")
+        paths.append((path, real))
+    for path, real in paths:
+        name = module_name(path)
+        found = (model_imports(name, _imports_of(real, name))
+                 + dialect_branches(real, name))
+        assert found, f"{real.name} was not caught"
+    # The same text inside the store (models) or the dialects (branches) is allowed.
+    inside = tmp_path / "inside.py"
+    inside.write_text(planted["branch_name.py"] + planted["status_models.py"], encoding="utf-8")
+    assert dialect_branches(inside, "reconciler.store.dialects.example") == []
+    assert model_imports("reconciler.store.example", _imports_of(inside, "x")) == []
+    clean = tmp_path / "clean.py"
+    clean.write_text("def f(kind):\n    return kind == \"opening\"\n", encoding="utf-8")
+    assert dialect_branches(clean, "reconciler.watch.clean") == []
+
+
+def _imports_of(path: Path, name: str) -> set[str]:
+    """Absolute imports of a file outside the package (the planted modules)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
 
 
 def test_nothing_imports_upward_and_only_the_cli_imports_click() -> None:

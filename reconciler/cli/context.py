@@ -88,7 +88,9 @@ class Context:
 
     def store(self, config: Config | None = None) -> peewee.Database:
         """Open the database for writing: create it and migrate if needed."""
-        return open_store((config or self.config()).database.url)
+        database = (config or self.config()).database
+        return open_store(database.url, pool_size=database.pool_size,
+                          pool_timeout=database.pool_timeout)
 
     def read_store(self, config: Config | None = None) -> peewee.Database:
         """Open an existing database for a read-only command; never create one.
@@ -96,7 +98,9 @@ class Context:
         Works without a config file (``$RECONCILER_DATABASE_URL`` or the default
         SQLite file); a missing SQLite file is ``StoreError`` naming its absolute path.
         """
-        return open_store((config or self.config(allow_missing=True)).database.url, create=False)
+        database = (config or self.config(allow_missing=True)).database
+        return open_store(database.url, create=False, pool_size=database.pool_size,
+                          pool_timeout=database.pool_timeout)
 
     def say_error(self, message: str) -> None:
         """One error line on stderr, following ``--log-format``."""

@@ -26,9 +26,9 @@ STATE_CHOICES = ("ok", "never_synced", "failing", "needs_reauth", "gone", "remov
 
 
 def _known_calendar_ids() -> list[str]:
-    from reconciler.store.models import Calendar
+    from reconciler.store import calendars
 
-    return [cid for (cid,) in Calendar.select(Calendar.calendar_id).tuples()]
+    return calendars.calendar_ids()
 
 
 def _check_calendars(requested: Iterable[str]) -> None:

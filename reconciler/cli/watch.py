@@ -54,7 +54,6 @@ def watch() -> None:
 def stop_all(ctx: Context) -> None:
     """Stop every open channel, whichever process opened it (exit 1 if Google refused any)."""
     from reconciler.service import Service
-    from reconciler.store.models import Calendar
     from reconciler.watch import channels
     from reconciler.watch.manager import stop_channel
 
@@ -66,7 +65,7 @@ def stop_all(ctx: Context) -> None:
     rows = [r for r in channels.all_rows() if r.state in channels.LIVE_STATES]
     try:
         for row in rows:
-            calendar = Calendar.get_or_none(Calendar.id == row.calendar_id)
+            calendar = channels.calendar(row.calendar_id)
             ok = True
             if row.state == channels.OPEN and row.resource_id and calendar is not None:
                 if calendar.account in accounts:
@@ -91,19 +90,17 @@ def stop_all(ctx: Context) -> None:
 @pass_context
 def list_channels(ctx: Context) -> None:
     """Every channel row: calendar, state, expiry or next retry, owner, last error."""
-    from reconciler.store.models import Calendar, Channel
+    from reconciler.watch import channels
 
     ctx.read_store()
-    query = (Channel.select(Channel, Calendar.calendar_id.alias("cal"))
-             .join(Calendar).order_by(Calendar.calendar_id, Channel.id).dicts())
-    rows = list(query)
+    rows = channels.listing()
     if not rows:
         click.echo("no channels")
         return
-    for row in rows:
-        when = row["expiration"] if row["state"] != "failed" else row["retry_after"]
-        label = "expires" if row["state"] != "failed" else "retry"
+    for cal, row in rows:
+        when = row.expiration if row.state != "failed" else row.retry_after
+        label = "expires" if row.state != "failed" else "retry"
         stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else "-"
-        error = f"  {row['error'][:120]}" if row["error"] else ""
-        click.echo(f"{row['cal']}  {row['channel_id']}  {row['state']}  {label} {stamp}  "
-                   f"owner {row['owner'] or '-'}{error}")
+        error = f"  {row.error[:120]}" if row.error else ""
+        click.echo(f"{cal}  {row.channel_id}  {row.state}  {label} {stamp}  "
+                   f"owner {row.owner or '-'}{error}")

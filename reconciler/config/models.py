@@ -162,6 +162,19 @@ class DatabaseConfig:
                          "sqlite:////abs/path.db, mysql://user:pass@host:3306/name or "
                          "postgresql://user:pass@host:5432/name."),
     ] = "sqlite:///reconciler.db"
+    pool_size: Annotated[
+        Int,
+        Meta(ge=1, le=256, description=(
+            "Database connections one process holds at most, whatever [sync] concurrency is: "
+            "a thread holds one only while it reads or writes (milliseconds), not while it "
+            "waits for Google. N processes need up to N x pool_size server connections.")),
+    ] = 4
+    pool_timeout: Annotated[
+        Seconds,
+        Meta(ge=1, le=HOUR, description=(
+            "Seconds a thread waits for a free connection of the pool before the call fails "
+            "(and is retried like any database outage).")),
+    ] = 30
 
     def __repr__(self) -> str:
         return f"DatabaseConfig(url={dburl.redact_url(self.url)!r})"

@@ -39,8 +39,7 @@ from prometheus_client.registry import Collector
 from reconciler.clock import utcnow
 from reconciler.errors import ConfigError, first_line
 from reconciler.outcome import PassOutcome
-from reconciler.store import close_thread_connection
-from reconciler.store.models import Calendar, fn
+from reconciler.store import close_thread_connection, fleet
 
 log = logging.getLogger("reconciler.daemon.metrics")
 
@@ -174,18 +173,14 @@ class _StoreCollector(Collector):
             hashed = self._hash()
             held = 0
             failing_count = 0
-            rows = Calendar.select(Calendar.calendar_id, Calendar.account, Calendar.last_success,
-                                   Calendar.interval, Calendar.lease_owner,
-                                   Calendar.consecutive_failures).where(~Calendar.removed)
-            for row in rows:
+            for row in fleet.calendar_lags(self._interval, now):
                 if row.lease_owner in owners:
                     held += 1
-                if row.consecutive_failures:
+                if row.failing:
                     failing_count += 1
-                if row.last_success is not None:
-                    behind = (now - row.last_success).total_seconds() - self._interval(row)
+                if row.lag_s is not None:
                     lag.add_metric([calendar_label(row.calendar_id, hashed), row.account],
-                                   max(0.0, behind))
+                                   row.lag_s)
             leases.add_metric([], held)
             failing.add_metric([], failing_count)
         except Exception as exc:  # a scrape must not fail because the database blinked
@@ -251,9 +246,7 @@ class DatabaseProbe:
 
     def _ask(self) -> _Probe:
         try:
-            row = (Calendar.select(fn.MAX(Calendar.last_success),
-                                   fn.MAX(Calendar.interval))
-                   .where(~Calendar.removed).tuples().first())
+            newest, longest = fleet.newest_success()
         except Exception as exc:
             close_thread_connection()  # reconnect from scratch next time
             # The driver's text names hosts and users: the log gets it, the body does not.
@@ -263,11 +256,7 @@ class DatabaseProbe:
                 self._logged = detail
             return _Probe(False, "database unavailable")
         self._logged = None
-        newest, longest = row if row is not None else (None, None)
-        if isinstance(newest, str):  # SQLite without type conversion
-            newest = dt.datetime.fromisoformat(newest)
-        return _Probe(True, newest_success=newest,
-                      longest_interval=int(longest) if longest else None)
+        return _Probe(True, newest_success=newest, longest_interval=longest)
 
     def close(self) -> None:
         """Stop the probe thread."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from reconciler.daemon.backoff import Delay, failure_delay
 from reconciler.outcome import CalendarState
-from reconciler.store.models import Account
+from reconciler.store.records import AccountState
 
 FIRST_PASS_SPREAD_MAX = 0.1  # DESIGN: first passes start at once, spread over <= 10% of the interval
 DUE_TOLERANCE = dt.timedelta(seconds=0.5)
@@ -69,7 +69,7 @@ def audit_due(row: CalendarState, now: dt.datetime, audit_interval: float) -> bo
     return bool((now - row.last_full_sync).total_seconds() >= threshold)
 
 
-def plan(row: CalendarState, account: Account | None, now: dt.datetime, *, first: bool,
+def plan(row: CalendarState, account: AccountState | None, now: dt.datetime, *, first: bool,
          process_started: dt.datetime, audit_interval: float = 0) -> Plan:
     """Decide whether the job syncs the calendar now, and if not, when to look again.
 
@@ -139,7 +139,8 @@ class Decision:
     delay: Delay | None = None
 
 
-def decide(row: CalendarState | None, account: Account | None, now: dt.datetime, interval: float, *,
+def decide(row: CalendarState | None, account: AccountState | None, now: dt.datetime,
+           interval: float, *,
            started: dt.datetime, ended: Ended | None = None, first: bool = False,
            process_started: dt.datetime, audit_interval: float = 0,
            backoff_max: float = 3600.0,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import StoreError
 from reconciler.store import _drivers  # noqa: F401  (first: Peewee without eager drivers)
-from reconciler.store.db import open_database
+from reconciler.store.db import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT, open_database
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.migrate import migrate
 from reconciler.store.models import database_proxy
@@ -23,22 +23,28 @@ if TYPE_CHECKING:
     import peewee
 
 
-@map_db_errors()
-def open_store(url: str, *, run_migrations: bool = True, create: bool = True) -> peewee.Database:
+@map_db_errors(connect=False)
+def open_store(url: str, *, run_migrations: bool = True, create: bool = True,
+               pool_size: int = DEFAULT_POOL_SIZE,
+               pool_timeout: float = DEFAULT_POOL_TIMEOUT) -> peewee.Database:
     """Connect to ``url``, bind the models to it and apply pending migrations.
 
     With ``create=False`` a SQLite file that does not exist raises ``StoreError``
-    naming its absolute path, and nothing is created.
+    naming its absolute path, and nothing is created. The process then holds
+    at most ``pool_size`` connections (``[database] pool_size``); the calling
+    thread's connection goes back to the pool before this returns, so every
+    thread, the main one included, holds one only during a store call.
     """
     if not create:
         missing = missing_sqlite_file(url)
         if missing is not None:
             raise StoreError(f"database {missing} does not exist (check [database] url or -c; "
                              "`reconciler once` or `reconciler init-db` creates it)")
-    db = open_database(url)
+    db = open_database(url, pool_size=pool_size, pool_timeout=pool_timeout)
     database_proxy.initialize(db)
     if run_migrations:
         migrate(db)
+    close_thread_connection()
     return db
 
 
@@ -53,12 +59,18 @@ def missing_sqlite_file(url: str) -> Path | None:
     return None if file.exists() else file
 
 
+def is_open() -> bool:
+    """Whether a store was opened in this process (:func:`open_store`)."""
+    return database_proxy.obj is not None
+
+
 def close_thread_connection() -> None:
     """Close this thread's database connection, whatever its state.
 
-    Peewee keeps one connection per thread: a thread that serves requests
-    (``/metrics``, the watch receiver) ends each with this, or drops a broken
-    connection so that the next request reconnects from scratch.
+    Gives it back to the pool. Store calls do this themselves
+    (:func:`~reconciler.store.dberrors.map_db_errors`); a thread that serves
+    requests (``/metrics``, the watch receiver) also ends each with this, in
+    case code outside a store call opened one, or to drop a broken connection.
     """
     db = database_proxy.obj
     if db is not None:
@@ -69,4 +81,4 @@ def close_thread_connection() -> None:
                 "closing this thread's database connection failed", exc_info=True)
 
 
-__all__ = ["missing_sqlite_file", "open_store"]
+__all__ = ["close_thread_connection", "is_open", "missing_sqlite_file", "open_store"]

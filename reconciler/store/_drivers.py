@@ -9,8 +9,8 @@ How: while Peewee (and ``playhouse.db_url``, whose ``postgres_ext`` imports
 ``psycopg2.extras``) is imported, the driver names map to ``None`` in
 ``sys.modules``, so their ``import`` raises ``ImportError`` and Peewee records
 the driver as absent; the entries are removed right after, so any later
-``import pymysql`` works as usual. :func:`load_driver` then imports the
-driver a URL needs and gives Peewee what its own import would have set.
+``import pymysql`` works as usual. A dialect's loader (:func:`load`) then imports
+the driver a URL needs and gives Peewee what its own import would have set.
 
 Invariants:
 
@@ -20,8 +20,9 @@ Invariants:
   top (``tests/test_lazy_drivers.py`` checks a SQLite ``once`` imports
   neither driver). A process that imported Peewee before (a test runner) keeps
   its drivers; nothing here changes then.
-* :func:`load_driver` runs before a MySQL or PostgreSQL database object is
-  made (``db.open_database``), and is idempotent.
+* A dialect's ``load_driver`` (:func:`load` with its loader) runs before a
+  MySQL or PostgreSQL database object is made (``db.open_database``), and is
+  idempotent.
 * A loaded driver's error class joins :data:`ERRORS`, which ``map_db_errors``
   catches, so what the driver raises is translated like any database error.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 
 # What Peewee imports at module level, besides sqlite3.
 _DEFERRED = ("psycopg2", "psycopg2cffi", "psycopg", "pymysql", "MySQLdb")
@@ -57,46 +59,22 @@ import peewee  # noqa: E402  (after the deferral above, on purpose)
 
 _lock = threading.Lock()
 # The exception classes a database call may raise: Peewee's and sqlite3's always,
-# PyMySQL's and psycopg2's once :func:`load_driver` has imported them (a driver
+# PyMySQL's and psycopg2's once :func:`load` has imported them (a driver
 # never imported cannot raise). ``dberrors`` reads this at catch time.
 ERRORS: tuple[type[BaseException], ...] = (peewee.PeeweeException, sqlite3.Error)
 
 
-def _load_mysql() -> type[BaseException]:
-    import pymysql
+def load(loader: Callable[[], type[BaseException]]) -> None:
+    """Run a dialect's driver ``loader`` (imports the driver, returns its error class) once.
 
-    if getattr(peewee, "mysql", None) is None:
-        peewee.mysql = pymysql
-    return pymysql.err.Error
-
-
-def _load_postgresql() -> type[BaseException]:
-    import psycopg2
-    from psycopg2 import extensions, extras
-
-    if getattr(peewee, "psycopg2", None) is None:
-        peewee.psycopg2 = psycopg2
-        peewee.pg_extensions = extensions
-        peewee.Json_pg2 = extras.Json
-        extras.register_uuid()
-    adapter = peewee.Psycopg2Adapter
-    for attr, constant in (("txn_idle", "TRANSACTION_STATUS_IDLE"),
-                           ("txn_inerror", "TRANSACTION_STATUS_INERROR"),
-                           ("txn_unknown", "TRANSACTION_STATUS_UNKNOWN")):
-        if not hasattr(adapter, attr):
-            setattr(adapter, attr, getattr(extensions, constant))
-    return psycopg2.Error
-
-
-def load_driver(backend: str) -> None:
-    """Import the driver ``backend`` (``mysql``, ``postgresql``) uses; nothing for ``sqlite``."""
+    The error class joins :data:`ERRORS`. Idempotent; each dialect module
+    (``store/dialects/*``) owns its loader, so this module knows no backend.
+    """
     global ERRORS
-    if backend not in ("mysql", "postgresql"):
-        return
     with _lock:
-        error = _load_mysql() if backend == "mysql" else _load_postgresql()
+        error = loader()
         if error not in ERRORS:
             ERRORS = (*ERRORS, error)
 
 
-__all__ = ["ERRORS", "load_driver"]
+__all__ = ["ERRORS", "load"]

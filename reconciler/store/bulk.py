@@ -10,13 +10,13 @@ multi-row INSERTs itself.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import peewee
 
 from reconciler.store.db import dialect
+from reconciler.store.dialects import dialect_of
 from reconciler.store.models import database_proxy
 
 
@@ -28,8 +28,8 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
     than the database's own work; the driver binds a prepared statement per
     row (SQLite) or folds the rows into multi-row INSERTs itself (PyMySQL).
     Values go through each field's ``db_value`` exactly as Peewee would send
-    them; on MySQL, long strings and datetimes are escaped here, faster than
-    PyMySQL's own (byte-identical SQL literals: see :func:`_mysql_literals`).
+    them; the dialect may pre-render them for its driver (MySQL: long strings and
+    datetimes as byte-identical literals, faster than PyMySQL's own escaping).
     """
     converters = [None if isinstance(column, _BULK_PASS_THROUGH) else column.db_value
                   for column in columns]
@@ -42,9 +42,7 @@ def bulk_execute(db: peewee.Database, sql: str, columns: Sequence[peewee.Field],
     with peewee.__exception_wrapper__:  # driver errors become Peewee's, as with execute()
         cursor = db.cursor()
         try:
-            if isinstance(db, peewee.MySQLDatabase):
-                params = _mysql_literals(cursor.connection, params)
-            cursor.executemany(sql, params)
+            cursor.executemany(sql, dialect_of(db).bulk_params(cursor, params))
         finally:
             cursor.close()
 
@@ -58,60 +56,6 @@ _PASS_THROUGH = (peewee.CharField, peewee.TextField, peewee.IntegerField,
 _BULK_PASS_THROUGH = (*_PASS_THROUGH, peewee.DateTimeField, peewee.DateField)
 
 
-class _Literal:
-    """A value already rendered as a MySQL literal; PyMySQL's encoder hands it on."""
-
-    __slots__ = ("sql",)
-
-    def __init__(self, sql: str) -> None:
-        self.sql = sql
-
-
-def _encode_literal(value: _Literal, mapping: Any = None) -> str:
-    return value.sql
-
-
-# Strings at least this long are escaped with str.replace (memchr-fast) rather
-# than PyMySQL's str.translate, which costs ~15 ns per character (26 us for a
-# 1.5 KB event: a third of a MariaDB sync's CPU); short ones are not worth a wrapper.
-_LONG = 64
-
-
-def _mysql_escape(text: str) -> str:
-    """The same text as ``pymysql.converters.escape_string`` (without quotes)."""
-    return (text.replace("\\", "\\\\").replace("\0", "\\0").replace("\n", "\\n")
-            .replace("\r", "\\r").replace("\x1a", "\\Z").replace("'", "\\'")
-            .replace('"', '\\"'))
-
-
-def _mysql_literals(conn: Any, rows: Any) -> Any:
-    """Rows whose long strings and datetimes are pre-rendered MySQL literals.
-
-    The SQL sent is byte-for-byte what PyMySQL would render (same escapes,
-    ``str(datetime)`` is PyMySQL's datetime format); only the escaping is
-    faster. A server in ``NO_BACKSLASH_ESCAPES`` mode gets PyMySQL's own path.
-    """
-    from pymysql.constants import SERVER_STATUS
-
-    if conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-        return rows
-    if _Literal not in conn.encoders:
-        conn.encoders[_Literal] = _encode_literal
-    datetime, date = dt.datetime, dt.date
-
-    def literal(value: Any) -> Any:
-        kind = type(value)
-        if kind is str:
-            return _Literal(f"'{_mysql_escape(value)}'") if len(value) >= _LONG else value
-        if kind is datetime or kind is date:
-            if kind is datetime and value.tzinfo is not None:
-                return value  # PyMySQL's own rendering (ignores the offset)
-            return _Literal(f"'{value}'")
-        return value
-
-    return (tuple([literal(value) for value in row]) for row in rows)
-
-
 _SQL_CACHE: dict[tuple[Any, ...], str] = {}
 
 
@@ -120,19 +64,20 @@ def write_many(name: str, columns: Sequence[peewee.Field],
                rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert (or upsert) many rows in the current transaction.
 
-    SQLite and MySQL get one cached statement run with the driver's
-    ``executemany``; PostgreSQL (where psycopg2's executemany is a round trip
-    per row) gets Peewee's multi-row statements in batches of 500.
+    Dialects with ``bulk_executemany`` (SQLite, MySQL) get one cached statement
+    run with the driver's ``executemany``; others (PostgreSQL, where psycopg2's
+    executemany is a round trip per row) get Peewee's multi-row statements in
+    batches of 500.
     """
     if not rows:
         return
     db = database_proxy.obj
-    kind = dialect(db)
-    if kind in ("sqlite", "mysql"):
-        bulk_execute(db, statement_for(name, kind, build, len(columns)), columns, rows)
+    found = dialect_of(db)
+    if found.bulk_executemany:
+        bulk_execute(db, statement_for(name, found.name, build, len(columns)), columns, rows)
         return
     for start in range(0, len(rows), 500):
-        build(rows[start:start + 500], kind).execute()
+        build(rows[start:start + 500], found.name).execute()
 
 
 def cached_sql(key: tuple[Any, ...], render: Callable[[], Any], params: int) -> str:

@@ -12,6 +12,7 @@ values for the engine and the scheduler, and a pass's
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -31,22 +32,56 @@ from reconciler.store.models import (
     database_proxy,
     key_of,
 )
+from reconciler.store.records import AccountState, CalendarRow
+
+_CALENDAR_COLUMNS = tuple(field.name for field in dataclasses.fields(CalendarRow))
+
+
+def calendar_record(row: Calendar) -> CalendarRow:
+    """The record of a calendar model row (the store hands out records, not models)."""
+    return CalendarRow(*[getattr(row, name) for name in _CALENDAR_COLUMNS])
+
+
+def account_state(row: Account) -> AccountState:
+    """The record of an account model row."""
+    return AccountState(id=int(row.id), name=str(row.name), state=str(row.state),
+                        last_error=row.last_error, next_auth_retry=row.next_auth_retry,
+                        primary_calendar_id=row.primary_calendar_id,
+                        calendar_list_sync_token=row.calendar_list_sync_token)
 
 
 @map_db_errors()
-def ensure_account(name: str) -> Account:
+def ensure_account(name: str) -> AccountState:
     """The account row, created on first sight."""
     account, _ = Account.get_or_create(name=name)
-    return account
+    return account_state(account)
 
 
-@map_db_errors()
-def get_calendar(calendar_id: str) -> Calendar | None:
-    """The row of a mirrored calendar, or None."""
+def _get_calendar(calendar_id: str) -> Calendar | None:
     return Calendar.get_or_none(Calendar.calendar_key == key_of(calendar_id))
 
 
-def _changes_for(row: Calendar, source: str, interval: int | None,
+@map_db_errors()
+def get_calendar(calendar_id: str) -> CalendarRow | None:
+    """The row of a mirrored calendar, or None."""
+    row = _get_calendar(calendar_id)
+    return calendar_record(row) if row is not None else None
+
+
+@map_db_errors()
+def calendar_ids() -> list[str]:
+    """Every mirrored calendar's id (removed ones too), for "did you mean" checks."""
+    return [str(cid) for (cid,) in Calendar.select(Calendar.calendar_id).tuples()]
+
+
+@map_db_errors()
+def live_calendars() -> list[CalendarRow]:
+    """Every calendar not marked removed, by calendar id."""
+    return [calendar_record(row) for row in
+            Calendar.select().where(~Calendar.removed).order_by(Calendar.calendar_id)]
+
+
+def _changes_for(row: Calendar | CalendarRow, source: str, interval: int | None,
                  summary: str | None) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if row.removed:
@@ -63,7 +98,7 @@ def _changes_for(row: Calendar, source: str, interval: int | None,
 @map_db_errors()
 def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
                     interval: int | None = None, summary: str | None = None,
-                    known: Calendar | None = None) -> Calendar:
+                    known: CalendarRow | None = None) -> CalendarRow:
     """Register a calendar to mirror under ``account``; an existing row keeps its state.
 
     A calendar seen again after being marked removed is un-removed; a calendar
@@ -73,28 +108,28 @@ def ensure_calendar(calendar_id: str, account: str, *, source: str = "config",
     """
     if known is not None and not _changes_for(known, source, interval, summary):
         return known
-    if known is None and get_calendar(calendar_id) is None:
+    if known is None and _get_calendar(calendar_id) is None:
         # Several `run` processes starting together race to create the row: the
         # losers' INSERT hits the unique key, and they use the winner's row.
         try:
             with database_proxy.obj.atomic():
-                return Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
-                                       account=account, source=source, interval=interval,
-                                       summary=summary)
+                return calendar_record(Calendar.create(
+                    calendar_id=calendar_id, calendar_key=key_of(calendar_id), account=account,
+                    source=source, interval=interval, summary=summary))
         except peewee.IntegrityError:
             pass
     with write_transaction(database_proxy.obj):
-        row = get_calendar(calendar_id)
+        row = _get_calendar(calendar_id)
         if row is None:  # deleted meanwhile (purge): create it again
-            return Calendar.create(calendar_id=calendar_id, calendar_key=key_of(calendar_id),
-                                   account=account, source=source, interval=interval,
-                                   summary=summary)
+            return calendar_record(Calendar.create(
+                calendar_id=calendar_id, calendar_key=key_of(calendar_id), account=account,
+                source=source, interval=interval, summary=summary))
         changes = _changes_for(row, source, interval, summary)
         if changes:
             Calendar.update(changes).where(Calendar.id == row.id).execute()
             for key, value in changes.items():
                 setattr(row, key, value)
-        return row
+        return calendar_record(row)
 
 
 @map_db_errors()
@@ -154,7 +189,7 @@ def record_success(calendar: CalendarState, owner: str, outcome: PassOutcome,
     execute_cached("record_success", build, values, variant=tuple(f.name for f in fields))
 
 
-def state_of(row: Calendar) -> CalendarState:
+def state_of(row: Calendar | CalendarRow) -> CalendarState:
     """The plain value of a calendar row, for the engine and the scheduler."""
     return CalendarState(
         pk=int(row.id), calendar_id=str(row.calendar_id), account=str(row.account),
@@ -175,9 +210,9 @@ def read_state(calendar_pk: int) -> CalendarState | None:
 
 
 @map_db_errors()
-def all_calendars() -> list[Calendar]:
+def all_calendars() -> list[CalendarRow]:
     """Every calendar row, in one query."""
-    return list(Calendar.select())
+    return [calendar_record(row) for row in Calendar.select()]
 
 
 @map_db_errors()
@@ -284,9 +319,10 @@ def set_account_state(name: str, state: str, error: str | None = None,
 
 
 @map_db_errors()
-def get_account(name: str) -> Account | None:
+def get_account(name: str) -> AccountState | None:
     """The account row, or None."""
-    return Account.get_or_none(Account.name == name)
+    row = Account.get_or_none(Account.name == name)
+    return account_state(row) if row is not None else None
 
 
 @map_db_errors()

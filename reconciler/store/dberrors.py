@@ -30,9 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import random
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
@@ -40,25 +38,14 @@ from typing import ParamSpec, TypeVar
 import peewee
 
 from reconciler.errors import DatabaseUnavailable, StoreError, first_line
-from reconciler.store import _drivers
+from reconciler.store import _drivers, dialects
+from reconciler.store.dialects._pool import PoolExhausted
 from reconciler.store.models import database_proxy
 
 log = logging.getLogger("reconciler.store")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# MySQL/MariaDB client and server codes meaning "no usable connection".
-_MYSQL_UNAVAILABLE = frozenset({
-    0,  # PyMySQL's InterfaceError(0, '') on a closed connection
-    1040,  # too many connections
-    1053,  # server shutdown in progress
-    1927,  # connection was killed (MariaDB)
-    2002, 2003, 2005, 2006, 2013, 2055,  # cannot connect, gone away, lost connection
-    4031,  # disconnected by the server for inactivity
-})
-# PostgreSQL SQLSTATE classes: 08 connection exception, 57P operator intervention
-# (admin shutdown, crash shutdown, cannot connect now).
-_PG_UNAVAILABLE_PREFIXES = ("08", "57P")
 _TEXT_UNAVAILABLE = (
     "server closed the connection", "connection already closed", "could not connect",
     "connection refused", "terminating connection", "the database system is",
@@ -66,13 +53,8 @@ _TEXT_UNAVAILABLE = (
     "lost connection", "gone away", "can't connect",
 )
 
-# Lock conflicts the server resolved by rolling back one transaction: run it again.
-_MYSQL_CONFLICT = frozenset({1213, 1205})  # deadlock found; lock wait timeout exceeded
-_PG_CONFLICT = frozenset({"40001", "40P01"})  # serialization failure; deadlock detected
 CONFLICT_ATTEMPTS = 4
-# SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``).
-_SQLITE_READONLY = 8
-_SQLITE_FULL = 13
+
 
 def _retried() -> tuple[type[BaseException], ...]:
     """What a retried function may raise: driver errors (those loaded so far), and ours."""
@@ -116,56 +98,33 @@ def _detail(orig: BaseException) -> str:
 
 def _code(orig: BaseException) -> str:
     """The driver's error code as text ("MySQL error 1146", "SQLSTATE 42P01"), or ""."""
-    args = orig.args
-    if args and isinstance(args[0], int) and args[0]:
-        return f"MySQL error {args[0]}"
-    pgcode = getattr(orig, "pgcode", None)
-    if isinstance(pgcode, str) and pgcode:
-        return f"SQLSTATE {pgcode}"
+    for found in dialects.registered():
+        code = found.error_code(orig)
+        if code:
+            return code
     return ""
 
 
 def is_conflict(exc: BaseException) -> bool:
     """Whether an error is a deadlock or serialization failure (run the transaction again)."""
     orig = _original(exc)
-    args = orig.args
-    if args and isinstance(args[0], int) and args[0] in _MYSQL_CONFLICT:
-        return True
-    return getattr(orig, "pgcode", None) in _PG_CONFLICT
+    return any(found.is_conflict(orig) for found in dialects.registered())
 
 
-def _sqlite_path() -> str:
-    """The absolute path of the SQLite database in use, or "the SQLite database"."""
+def _named_cause(orig: BaseException) -> str | None:
+    """A message naming what to fix (a full disk, a read-only file), from the dialects."""
     db = database_proxy.obj
-    name = getattr(db, "database", None) if isinstance(db, peewee.SqliteDatabase) else None
-    if isinstance(name, str) and name and name != ":memory:":
-        return os.path.abspath(name.removeprefix("file:").split("?", 1)[0])
-    return "the SQLite database"
-
-
-def _sqlite_cause(orig: BaseException) -> str | None:
-    """A message naming what to fix for SQLite's full-disk and read-only errors."""
-    if not isinstance(orig, sqlite3.Error):
-        return None
-    code = getattr(orig, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    text = str(orig).lower()
-    if primary == _SQLITE_FULL or "database or disk is full" in text:
-        return f"disk full at {_sqlite_path()}; free some space (the pass is retried)"
-    if primary == _SQLITE_READONLY or "readonly database" in text:
-        return (f"cannot write {_sqlite_path()}: read-only (check the file's and its "
-                "directory's permissions and the filesystem's mount options)")
+    for found in dialects.registered():
+        named = found.named_cause(orig, db)
+        if named is not None:
+            return named
     return None
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether a driver or Peewee error means the server cannot be reached or went away."""
     orig = _original(exc)
-    args = orig.args
-    if args and isinstance(args[0], int) and args[0] in _MYSQL_UNAVAILABLE:
-        return True
-    pgcode = getattr(orig, "pgcode", None)
-    if isinstance(pgcode, str) and pgcode.startswith(_PG_UNAVAILABLE_PREFIXES):
+    if any(found.is_unavailable(orig) for found in dialects.registered()):
         return True
     if type(orig).__name__ == "InterfaceError" or (
             isinstance(exc, peewee.InterfaceError) and orig is exc):
@@ -179,7 +138,7 @@ def translate_db_error(exc: BaseException) -> StoreError:
     if isinstance(exc, StoreError):
         return exc
     orig = _original(exc)
-    named = _sqlite_cause(orig)
+    named = _named_cause(orig)
     if named is not None:
         return StoreError(named)
     detail = _detail(orig)
@@ -227,17 +186,46 @@ def retry_conflicts(attempts: int = CONFLICT_ATTEMPTS, pause: float = 0.05,
     return decorate
 
 
-@contextlib.contextmanager
-def map_db_errors() -> Iterator[None]:
-    """Run a block of store code; database errors leave it as ``StoreError``.
+def _pool_exhausted(exc: BaseException) -> DatabaseUnavailable:
+    """The one line for a thread that waited in vain for a pooled connection."""
+    db = database_proxy.obj
+    size = getattr(db, "pool_size", "?")
+    wait = getattr(db, "pool_timeout", 0.0)
+    return DatabaseUnavailable(
+        f"no free database connection after {wait:.0f}s: all {size} of this process's "
+        "connections are busy ([database] pool_size; lower [sync] concurrency or raise "
+        "pool_size within the server's connection limit)")
 
-    Usable as a decorator too (``@map_db_errors()``), including on the store's
-    public functions; nested use is harmless.
+
+@contextlib.contextmanager
+def map_db_errors(*, connect: bool = True) -> Iterator[None]:
+    """Run a block of store code with a pooled connection; database errors leave it as
+    ``StoreError``.
+
+    The connection scope: a thread without a connection checks one out of the
+    pool (waiting up to ``[database] pool_timeout``) and gives it back when the
+    block ends, unless a transaction is still open; nested blocks share it.
+    So no thread holds a connection between store calls (a pass waiting on
+    Google holds none; ``connect=False``: no scope, for code that opens the
+    database itself). Usable as a decorator too (``@map_db_errors()``),
+    including on the store's public functions; nested use is harmless.
     """
+    db = database_proxy.obj
+    opened = False
     try:
+        if connect and db is not None and db.is_closed():
+            opened = bool(db.connect(reuse_if_open=True))
         yield
+    except PoolExhausted as exc:
+        raise _pool_exhausted(exc) from exc
     except _drivers.ERRORS as exc:
         raise translate_db_error(exc) from exc
+    finally:
+        if opened and not db.is_closed() and not db.in_transaction():
+            try:
+                db.close()  # back to the pool
+            except Exception:  # a broken connection: dropped, the pool opens another
+                log.debug("returning a database connection failed", exc_info=True)
 
 
 __all__ = ["is_conflict", "is_unavailable", "map_db_errors", "retry_conflicts",

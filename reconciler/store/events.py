@@ -28,6 +28,7 @@ from reconciler.store.bulk import cached_sql, write_many
 from reconciler.store.changes import ChangeRecord, append_changes
 from reconciler.store.db import dialect, write_transaction
 from reconciler.store.dberrors import map_db_errors, retry_conflicts
+from reconciler.store.dialects import dialect_of
 from reconciler.store.models import Calendar, Event, EventVersion, database_proxy, key_of
 
 CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
@@ -190,9 +191,8 @@ def _row(calendar_pk: int, write: EventWrite, now: dt.datetime) -> tuple[Any, ..
 
 def _upsert_query(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
     query = Event.insert_many(rows, fields=_COLUMNS)
-    if kind == "mysql":
-        return query.on_conflict(preserve=_PRESERVE)
-    return query.on_conflict(conflict_target=[Event.calendar, Event.event_key], preserve=_PRESERVE)
+    return dialect_of(database_proxy.obj).upsert(query, (Event.calendar, Event.event_key),
+                                                 _PRESERVE)
 
 
 def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
@@ -347,9 +347,5 @@ def iter_events(calendar_pk: int | None = None,
     if not include_cancelled:
         query = query.where(Event.status != CANCELLED)
     db = database_proxy.obj
-    with map_db_errors():
-        if isinstance(db, peewee.SqliteDatabase):
-            yield from query.tuples().iterator()
-        else:
-            with db.atomic():
-                yield from query.tuples().iterator()
+    with map_db_errors(), dialect_of(db).streaming_read(db):
+        yield from query.tuples().iterator()

@@ -1,4 +1,4 @@
-"""Calendar leases: at most one process syncs a calendar at a time.
+"""Calendar leases, one module for every kind: at most one process does a kind of work at a time.
 
 A lease is a pair of columns on the calendar row (owner, expiry) taken with a
 single conditional UPDATE, so it works the same on SQLite, MySQL and
@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import secrets
 import socket
+from dataclasses import dataclass
 from functools import partial
 
 import peewee
@@ -59,24 +60,47 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class LeaseKind:
+    """One kind of lease: the calendar row's columns it lives in, and its rules.
+
+    ``sync`` (a pass; renewed during long ones) and ``watch`` (a short claim on
+    a calendar's channel work, so channel work never makes a sync wait) are
+    the same conditional UPDATE on different columns.
+    """
+
+    name: str
+    owner: peewee.Field
+    until: peewee.Field
+    since: peewee.Field | None = None  # when the held lease was taken (status shows it)
+    take_over_dead: bool = False  # a dead local owner's lease is taken at once
+
+
+SYNC = LeaseKind("sync", Calendar.lease_owner, Calendar.lease_expires, Calendar.lease_since,
+                 take_over_dead=True)
+WATCH = LeaseKind("watch", Calendar.watch_owner, Calendar.watch_until)
+
+
 # The lease statements are rendered once per dialect (and batch width) and bound
 # per call (bulk.execute_cached): a no-change poll is mostly this bookkeeping.
-def _free_expired_or_ours() -> peewee.Expression:
+def _free_expired_or_ours(kind: LeaseKind = SYNC) -> peewee.Expression:
     """Slot 0 is the owner, slot 2 the current time."""
-    return (Calendar.lease_owner.is_null()
-            | (Calendar.lease_expires < slot(2, Calendar.lease_expires))
-            | (Calendar.lease_owner == slot(0, Calendar.lease_owner)))
+    return (kind.owner.is_null()
+            | (kind.until < slot(2, kind.until))
+            | (kind.owner == slot(0, kind.owner)))
 
 
-def _take_lease() -> peewee.Query:
-    """The UPDATE both claims share: slots 0 owner, 1 expiry, 2 now (``lease_since``)."""
-    return Calendar.update(lease_owner=slot(0, Calendar.lease_owner),
-                           lease_expires=slot(1, Calendar.lease_expires),
-                           lease_since=slot(2, Calendar.lease_since))
+def _take_lease(kind: LeaseKind = SYNC) -> peewee.Query:
+    """The UPDATE every claim shares: slots 0 owner, 1 expiry, 2 now (``since``)."""
+    values = {kind.owner: slot(0, kind.owner), kind.until: slot(1, kind.until)}
+    if kind.since is not None:
+        values[kind.since] = slot(2, kind.since)
+    return Calendar.update(values)
 
 
-def _build_claim() -> peewee.Query:
-    return _take_lease().where((Calendar.id == slot(3, Calendar.id)) & _free_expired_or_ours())
+def _build_take(kind: LeaseKind) -> peewee.Query:
+    return _take_lease(kind).where((Calendar.id == slot(3, Calendar.id))
+                                   & _free_expired_or_ours(kind))
 
 
 def _build_claim_many(width: int) -> peewee.Query:
@@ -91,20 +115,39 @@ def _build_read_held(width: int) -> peewee.Query:
 
 
 @map_db_errors()
-def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
-    """Take the calendar's lease if it is free, expired, ours, or held by a dead local process."""
+def take(kind: LeaseKind, calendar_pk: int, owner: str, seconds: float) -> bool:
+    """Take a calendar's lease of ``kind`` if it is free, expired, ours, or (when the kind
+    says so) held by a dead local process. One conditional UPDATE, so of several
+    processes exactly one gets it."""
     now = utcnow()
-    expires = now + dt.timedelta(seconds=lease_seconds)
-    cursor = execute_cached("claim", _build_claim, (owner, expires, now, calendar_pk))
-    taken = database_proxy.obj.rows_affected(cursor)
-    if taken:
+    expires = now + dt.timedelta(seconds=seconds)
+    cursor = execute_cached(f"take-{kind.name}", partial(_build_take, kind),
+                            (owner, expires, now, calendar_pk))
+    if database_proxy.obj.rows_affected(cursor):
         return True
-    holder = Calendar.select(Calendar.lease_owner).where(Calendar.id == calendar_pk).scalar()
+    if not kind.take_over_dead:
+        return False
+    holder = Calendar.select(kind.owner).where(Calendar.id == calendar_pk).scalar()
     if holder and holder != owner and owner_is_dead_here(holder):
-        return bool(Calendar.update(lease_owner=owner, lease_expires=expires, lease_since=now)
-                    .where((Calendar.id == calendar_pk) & (Calendar.lease_owner == holder))
-                    .execute())
+        values = {kind.owner: owner, kind.until: expires}
+        if kind.since is not None:
+            values[kind.since] = now
+        return bool(Calendar.update(values)
+                    .where((Calendar.id == calendar_pk) & (kind.owner == holder)).execute())
     return False
+
+
+@map_db_errors()
+def give_back(kind: LeaseKind, calendar_pk: int, owner: str) -> None:
+    """Release a lease of ``kind`` we hold (another process may take it at once)."""
+    (Calendar.update({kind.owner: None, kind.until: None})
+     .where((Calendar.id == calendar_pk) & (kind.owner == owner)).execute())
+
+
+def claim(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
+    """Take the calendar's sync lease if it is free, expired, ours, or held by a dead
+    local process."""
+    return take(SYNC, calendar_pk, owner, lease_seconds)
 
 
 @map_db_errors()
@@ -140,12 +183,9 @@ def renew(calendar_pk: int, owner: str, lease_seconds: float) -> bool:
                 .execute())
 
 
-@map_db_errors()
 def release(calendar_pk: int, owner: str) -> None:
-    """Give the lease back so another process may sync the calendar at once."""
-    (Calendar.update(lease_owner=None, lease_expires=None)
-     .where((Calendar.id == calendar_pk) & (Calendar.lease_owner == owner))
-     .execute())
+    """Give the sync lease back so another process may sync the calendar at once."""
+    give_back(SYNC, calendar_pk, owner)
 
 
 @map_db_errors()

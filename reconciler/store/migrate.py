@@ -14,7 +14,8 @@ import peewee
 from playhouse.migrations import MigrationError, Runner
 
 from reconciler.errors import StoreError
-from reconciler.store.db import advisory_lock, dialect
+from reconciler.store.db import advisory_lock
+from reconciler.store.dialects import dialect_of
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -22,8 +23,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 def migrate(db: peewee.Database, *, patience: float = 30.0) -> list[str]:
     """Apply every pending migration; return the names applied.
 
-    SQLite has no advisory lock: when two processes start on a new file at
-    once, the loser's migration fails (and rolls back) while the winner's
+    A backend without an advisory lock (SQLite: ``migration_retries``): when
+    two processes start on a new file at once, the loser's migration fails (and rolls back) while the winner's
     commits; it then waits for the winner and finds nothing left to do.
     """
     deadline = time.monotonic() + patience
@@ -34,7 +35,7 @@ def migrate(db: peewee.Database, *, patience: float = 30.0) -> list[str]:
         except MigrationError as exc:
             raise StoreError(f"schema migration failed: {exc}") from exc
         except peewee.DatabaseError as exc:
-            if dialect(db) == "sqlite" and time.monotonic() < deadline:
+            if dialect_of(db).migration_retries and time.monotonic() < deadline:
                 time.sleep(0.2)
                 if not pending(db):
                     return []

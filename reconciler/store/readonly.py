@@ -23,6 +23,7 @@ from playhouse.migrations import Runner
 from reconciler.dburl import MEMORY, redact_url, sqlite_path
 from reconciler.errors import DatabaseUnavailable, first_line
 from reconciler.store.db import open_database
+from reconciler.store.dialects._pool import BoundedPool
 from reconciler.store.migrate import MIGRATIONS_DIR
 
 
@@ -95,6 +96,8 @@ def inspect_database(url: str) -> DatabaseInfo:
         raise DatabaseUnavailable(f"cannot read database {shown}: {first_line(exc)}") from exc
     finally:
         db.close()
+        if isinstance(db, BoundedPool):
+            db.close_pool()  # the pooled connection too, not just back to the pool
     return DatabaseInfo(shown, exists=True,
                         applied=tuple(m.name for m in status if m.applied),
                         pending=tuple(m.name for m in status if not m.applied),

@@ -22,6 +22,7 @@ polled as usual meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -31,8 +32,8 @@ from typing import Any, Protocol
 from reconciler.clock import utcnow
 from reconciler.config import Config
 from reconciler.errors import CalendarNotFound, ReconcilerError, TransientGoogleError
-from reconciler.store.models import Calendar, Channel
 from reconciler.watch import channels
+from reconciler.watch.channels import CalendarRow, ChannelRow
 from reconciler.watch.tokens import channel_token, new_channel_id
 
 log = logging.getLogger("reconciler.watch")
@@ -78,14 +79,9 @@ class ChannelManager:
 
     # -- which calendars ------------------------------------------------------
 
-    def watched(self) -> dict[int, Calendar]:
+    def watched(self) -> dict[int, CalendarRow]:
         """Calendars to watch: synced at least once, still mirrored, by an account we sync."""
-        if not self.accounts:
-            return {}
-        rows = (Calendar.select()
-                .where(~Calendar.removed & ~Calendar.gone & Calendar.last_success.is_null(False)
-                       & Calendar.account.in_(sorted(self.accounts))))
-        return {row.id: row for row in rows}
+        return channels.watched_calendars(self.accounts)
 
     # -- the periodic work ----------------------------------------------------
 
@@ -94,12 +90,12 @@ class ChannelManager:
         report = TickReport()
         now = self.now()
         watched = self.watched()
-        by_calendar: dict[int, list[Channel]] = {}
+        by_calendar: dict[int, list[ChannelRow]] = {}
         for row in channels.all_rows():
             by_calendar.setdefault(int(row.calendar_id), []).append(row)
         for calendar_pk, rows in by_calendar.items():
             if calendar_pk not in watched and any(r.state in channels.LIVE_STATES for r in rows):
-                calendar = Calendar.get_or_none(Calendar.id == calendar_pk)
+                calendar = channels.calendar(calendar_pk)
                 if calendar is None or calendar.removed or calendar.gone:
                     self._with_claim(calendar_pk, calendar, report, self._stop_all_of)
         for calendar_pk, calendar in watched.items():
@@ -107,7 +103,7 @@ class ChannelManager:
                 self._with_claim(calendar_pk, calendar, report, self._ensure)
         return report
 
-    def _needs_work(self, rows: list[Channel], now: dt.datetime) -> bool:
+    def _needs_work(self, rows: list[ChannelRow], now: dt.datetime) -> bool:
         """Cheap pre-check without the claim; :meth:`_ensure` decides again under it."""
         margin = dt.timedelta(seconds=self.config.watch.renew_margin)
         failed = [r for r in rows if r.state == channels.FAILED]
@@ -119,8 +115,8 @@ class ChannelManager:
         return not any(r.expiration is not None and r.expiration - margin > now for r in live) \
             or len(live) > 1
 
-    def _with_claim(self, calendar_pk: int, calendar: Calendar | None, report: TickReport,
-                    work: Callable[[int, Calendar | None, TickReport], None]) -> None:
+    def _with_claim(self, calendar_pk: int, calendar: CalendarRow | None, report: TickReport,
+                    work: Callable[[int, CalendarRow | None, TickReport], None]) -> None:
         if not channels.claim_calendar(calendar_pk, self.owner, CLAIM_SECONDS):
             report.busy.append(calendar.calendar_id if calendar else str(calendar_pk))
             return
@@ -129,7 +125,7 @@ class ChannelManager:
         finally:
             channels.release_calendar(calendar_pk, self.owner)
 
-    def _ensure(self, calendar_pk: int, calendar: Calendar | None, report: TickReport) -> None:
+    def _ensure(self, calendar_pk: int, calendar: CalendarRow | None, report: TickReport) -> None:
         assert calendar is not None
         now = self.now()
         margin = dt.timedelta(seconds=self.config.watch.renew_margin)
@@ -163,8 +159,8 @@ class ChannelManager:
             self._stop(calendar, old, report)
         (report.renewed if live else report.opened).append(calendar.calendar_id)
 
-    def _open(self, calendar: Calendar, *, failures: int, renewing: bool,
-              report: TickReport) -> Channel | None:
+    def _open(self, calendar: CalendarRow, *, failures: int, renewing: bool,
+              report: TickReport) -> ChannelRow | None:
         now = self.now()
         watch = self.config.watch
         assert watch.address and watch.secret
@@ -190,10 +186,10 @@ class ChannelManager:
         log.info("watch: %s channel %s for %s (expires %sZ)",
                  "renewed with" if renewing else "opened", channel_id, calendar.calendar_id,
                  expiration.isoformat(timespec="seconds"))
-        row.state, row.resource_id, row.expiration = channels.OPEN, resource_id, expiration
-        return row
+        return dataclasses.replace(row, state=channels.OPEN, resource_id=resource_id,
+                                   expiration=expiration)
 
-    def _failed(self, calendar: Calendar, row: Channel, exc: BaseException, failures: int,
+    def _failed(self, calendar: CalendarRow, row: ChannelRow, exc: BaseException, failures: int,
                 renewing: bool, report: TickReport) -> None:
         transient = isinstance(exc, TransientGoogleError) or not isinstance(exc, ReconcilerError)
         wait = TRANSIENT_RETRY if transient else REFUSED_RETRY
@@ -206,14 +202,14 @@ class ChannelManager:
         log.warning("watch: cannot watch %s (%s); it is polled as usual, next attempt at %sZ",
                     calendar.calendar_id, exc, retry_after.isoformat(timespec="seconds"))
 
-    def _stop(self, calendar: Calendar | None, row: Channel, report: TickReport) -> None:
+    def _stop(self, calendar: CalendarRow | None, row: ChannelRow, report: TickReport) -> None:
         if row.state == channels.OPEN and row.resource_id and calendar is not None \
                 and calendar.account in self.accounts:
             stop_channel(self.api_for(calendar.account), row)
         channels.forget(row.id)
         report.stopped.append(row.channel_id)
 
-    def _stop_all_of(self, calendar_pk: int, calendar: Calendar | None,
+    def _stop_all_of(self, calendar_pk: int, calendar: CalendarRow | None,
                      report: TickReport) -> None:
         for row in channels.of_calendar(calendar_pk):
             if row.state in channels.LIVE_STATES:
@@ -225,7 +221,7 @@ class ChannelManager:
         """Stop every channel this process opened (SIGTERM); other workers reopen them."""
         stopped: list[str] = []
         for row in channels.owned_by(self.owner):
-            calendar = Calendar.get_or_none(Calendar.id == row.calendar_id)
+            calendar = channels.calendar(row.calendar_id)
             report = TickReport()
             try:
                 self._stop(calendar, row, report)
@@ -236,7 +232,7 @@ class ChannelManager:
         return stopped
 
 
-def stop_channel(api: Api, row: Channel) -> bool:
+def stop_channel(api: Api, row: ChannelRow) -> bool:
     """``channels.stop`` one channel; False (logged) when Google refused or was unreachable.
 
     A 404 means the channel is already gone (expired, or stopped by someone

@@ -37,9 +37,8 @@ from urllib.parse import urlsplit
 from reconciler.config import Config
 from reconciler.errors import ConfigError, StoreError, first_line
 from reconciler.store import calendars as calendar_store
-from reconciler.store import close_thread_connection
+from reconciler.store import close_thread_connection, is_open
 from reconciler.store.dberrors import map_db_errors
-from reconciler.store.models import database_proxy
 from reconciler.watch import channels
 from reconciler.watch.throttle import HintThrottle, RateLimitedLog
 from reconciler.watch.tokens import MAX_CHANNEL_ID, token_matches
@@ -198,7 +197,7 @@ def make_app(config: Config, *, hint_window: float = 1.0) -> Receiver:
     if not secret:
         raise ConfigError("watch.secret is required to receive notifications "
                           f"(in {config.path or 'the config'})")
-    if database_proxy.obj is None:
+    if not is_open():
         from reconciler.store import open_store
 
         open_store(config.database.url)

@@ -6,6 +6,8 @@ later model edits never change what this step creates.
 
 import peewee
 
+from reconciler.store.dialects import dialect_of
+
 
 class LongTextField(peewee.TextField):
     field_type = "LONGTEXT"
@@ -95,9 +97,5 @@ def up(migrator, db):
 
     tables = [Account, Calendar, Event, Change, Counter, Channel]
     db.create_tables(tables)
-    if isinstance(db, peewee.MySQLDatabase):
-        for model in tables:
-            db.execute_sql(
-                f"ALTER TABLE `{model._meta.table_name}` "
-                "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    dialect_of(db).after_create(db, [model._meta.table_name for model in tables])
     Counter.insert(name="change", value=0).execute()

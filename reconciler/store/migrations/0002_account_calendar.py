@@ -6,6 +6,8 @@ accounts can see, and to hand it to the next one when that account loses access.
 
 import peewee
 
+from reconciler.store.dialects import dialect_of
+
 
 def up(migrator, db):
     class AccountCalendar(peewee.Model):
@@ -24,6 +26,4 @@ def up(migrator, db):
             indexes = ((("account", "calendar_key"), True),)
 
     db.create_tables([AccountCalendar])
-    if isinstance(db, peewee.MySQLDatabase):
-        db.execute_sql("ALTER TABLE `account_calendar` "
-                       "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    dialect_of(db).after_create(db, ["account_calendar"])

@@ -4,12 +4,9 @@ Every event insert maintained both; the composite index serves every lookup
 by calendar (and MySQL's foreign key) on its own.
 """
 
-import peewee
+from reconciler.store.dialects import dialect_of
 
 
 def up(migrator, db):
-    if isinstance(db, peewee.MySQLDatabase):
-        # InnoDB lets the foreign key use the composite index instead.
-        db.execute_sql("ALTER TABLE `event` DROP INDEX `event_calendar_id`")
-    else:
-        migrator.migrate(migrator.drop_index("event", "event_calendar_id"))
+    # MySQL: ALTER TABLE, so InnoDB lets the foreign key use the composite index instead.
+    dialect_of(db).drop_index(migrator, db, "event", "event_calendar_id")

@@ -13,14 +13,12 @@
 import peewee
 from playhouse.migrate import migrate
 
-
-class LongText(peewee.TextField):
-    field_type = "LONGTEXT"
+from reconciler.store.dialects import dialect_of
 
 
 def up(migrator, db):
-    mysql = isinstance(db, peewee.MySQLDatabase)
-    text = LongText if mysql else peewee.TextField
+    dialect = dialect_of(db)
+    text = dialect.long_text()
     migrate(
         migrator.add_column("change", "fields", peewee.TextField(null=True)),
         migrator.add_column("change", "diff", text(null=True)),
@@ -50,6 +48,4 @@ def up(migrator, db):
             indexes = ((("calendar", "event_key", "id"), False),)
 
     db.create_tables([EventVersion])
-    if mysql:
-        db.execute_sql("ALTER TABLE `event_version` "
-                       "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    dialect.after_create(db, ["event_version"])
