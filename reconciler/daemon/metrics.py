@@ -37,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from reconciler.clock import utcnow
-from reconciler.errors import ConfigError, first_line
+from reconciler.errors import ConfigError, DatabaseUnavailable, first_line
 from reconciler.outcome import PassOutcome
 from reconciler.store import close_thread_connection, fleet
 
@@ -206,8 +206,10 @@ class DatabaseProbe:
     gets "not answering" instead of waiting for the driver's own time-outs.
     """
 
-    def __init__(self, timeout: float = PROBE_TIMEOUT) -> None:
+    def __init__(self, timeout: float = PROBE_TIMEOUT,
+                 on_lost: Callable[[BaseException], None] | None = None) -> None:
         self.timeout = timeout
+        self._on_lost = on_lost  # ``run``'s one line per cause for a lost database
         self._cond = threading.Condition()
         self._wanted = 0
         self._done = 0
@@ -251,7 +253,9 @@ class DatabaseProbe:
             close_thread_connection()  # reconnect from scratch next time
             # The driver's text names hosts and users: the log gets it, the body does not.
             detail = first_line(exc)
-            if detail != self._logged:  # one line per cause, not one per health check
+            if self._on_lost is not None and isinstance(exc, DatabaseUnavailable):
+                self._on_lost(exc)  # the same outage the passes report: one line for both
+            elif detail != self._logged:  # one line per cause, not one per health check
                 log.warning("healthz: the database did not answer: %s", detail)
                 self._logged = detail
             return _Probe(False, "database unavailable")
@@ -291,10 +295,11 @@ class HealthServer:
     """
 
     def __init__(self, host: str, port: int, metrics: Metrics,
-                 health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+                 health: Callable[[], tuple[bool, dict[str, Any]]],
+                 on_database_lost: Callable[[BaseException], None] | None = None) -> None:
         from reconciler.watch.server import ReceiverServer
 
-        self.probe = DatabaseProbe()
+        self.probe = DatabaseProbe(on_lost=on_database_lost)
         app = _make_app(metrics, _combined_health(metrics, self.probe, health))
         try:
             self.server = ReceiverServer(app, host, port, threads=HTTP_THREADS,

@@ -167,7 +167,7 @@ class Daemon:
         # it (a one-off added while the last one still ran was dropped by APScheduler).
         self.scheduler.add_job(self._reload_if_asked, IntervalTrigger(seconds=RELOAD_POLL_SECONDS),
                                id="control:reload", executor="control")
-        self.edges.start_http(self.config, self.metrics, self.health)
+        self.edges.start_http(self.config, self.metrics, self.health, self.causes.database_lost)
         if self.edges.start_watch(self.service, self.config, self.scheduler):
             self.generations.pin(self.service)  # the runtime keeps its service until shutdown
         self.scheduler.start()

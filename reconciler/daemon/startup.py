@@ -58,13 +58,14 @@ class Edges:
         self.runtime: Any = None
 
     def start_http(self, config: Config, metrics: Metrics,
-                   health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+                   health: Callable[[], tuple[bool, dict[str, Any]]],
+                   on_database_lost: Callable[[BaseException], None] | None = None) -> None:
         """Serve ``/metrics`` and ``/healthz`` when ``[metrics] port`` is set."""
         host, port = config.metrics.host, config.metrics.port
         if not port:
             return
         try:
-            self.http = HealthServer(host, port, metrics, health)
+            self.http = HealthServer(host, port, metrics, health, on_database_lost)
         except OSError as exc:
             raise ReconcilerError(f"metrics.port: cannot listen on {host}:{port}: "
                                   f"{exc.strerror or exc}") from None
