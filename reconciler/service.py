@@ -35,6 +35,7 @@ from reconciler.errors import (
     AuthFailed,
     BadRequest,
     CalendarNotFound,
+    DatabaseUnavailable,
     GoogleError,
     LeaseHeld,
     LeaseLost,
@@ -385,8 +386,8 @@ class Service:
                 try:
                     leases.release(fresh.pk, self.owner)
                 except ReconcilerError as exc:  # the database may be what failed
-                    log.warning("calendar %s: could not release the lease: %s",
-                                fresh.calendar_id, exc)
+                    log.log(_store_level(exc), "calendar %s: could not release the lease: %s",
+                            fresh.calendar_id, exc)
 
     def _record_failure(self, row: CalendarState, exc: ReconcilerError) -> None:
         gone = isinstance(exc, CalendarNotFound)
@@ -397,7 +398,8 @@ class Service:
             if isinstance(exc, AuthFailed):
                 self._note_account_failure(row.account, exc)
         except ReconcilerError as store_exc:  # never hide the original failure
-            log.warning("calendar %s: could not record failure: %s", row.calendar_id, store_exc)
+            log.log(_store_level(store_exc), "calendar %s: could not record failure: %s",
+                    row.calendar_id, store_exc)
 
     def _note_account_failure(self, account: str, exc: ReconcilerError) -> None:
         if isinstance(exc, AuthFailed):
@@ -546,6 +548,12 @@ class Service:
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
             self._pool_workers = workers
         return self._pool
+
+
+def _store_level(exc: ReconcilerError) -> int:
+    """A lost database is one cause its caller reports once (``run``: one line for the
+    outage); a follow-up write that fails for it is DEBUG. Any other store error: WARNING."""
+    return logging.DEBUG if isinstance(exc, DatabaseUnavailable) else logging.WARNING
 
 
 def _describe_error(row: CalendarState, exc: BaseException,
