@@ -29,6 +29,7 @@ from reconciler.clock import utcnow
 from reconciler.errors import (
     AuthFailed,
     CalendarNotFound,
+    DatabaseUnavailable,
     LeaseHeld,
     LeaseLost,
     ReconcilerError,
@@ -215,7 +216,7 @@ class Attempts:
         try:
             leases.release(row.pk, self.owner)
         except ReconcilerError as exc:  # the database may be what failed: said once already
-            log.log(logging.DEBUG if quiet else logging.WARNING,
+            log.log(logging.DEBUG if quiet else _store_level(exc),
                     "calendar %s: could not release the lease: %s", row.calendar_id, exc)
 
     def _record_failure(self, row: CalendarState, exc: ReconcilerError) -> None:
@@ -227,7 +228,14 @@ class Attempts:
             if isinstance(exc, AuthFailed):
                 self.handles.refused(row.account, exc)
         except ReconcilerError as store_exc:  # never hide the original failure
-            log.warning("calendar %s: could not record failure: %s", row.calendar_id, store_exc)
+            log.log(_store_level(store_exc), "calendar %s: could not record failure: %s",
+                    row.calendar_id, store_exc)
+
+
+def _store_level(exc: ReconcilerError) -> int:
+    """A lost database is one cause its caller reports once (``run``: one line for the
+    outage); a follow-up write that fails for it is DEBUG. Any other store error: WARNING."""
+    return logging.DEBUG if isinstance(exc, DatabaseUnavailable) else logging.WARNING
 
 
 __all__ = ["Attempts"]

@@ -45,6 +45,7 @@ class CalendarState:
     consecutive_failures: int = 0
     removed: bool = False
     event_types: str | None = None  # JSON list the stored sync token was made with (None: all)
+    interval: int | None = None  # the calendar's own interval (None: the default); see intervals
     change_rate: float = 0.0  # adaptive schedule: estimated changes per second
     rate_weight: float = 0.0  # seconds of observation behind change_rate (0: none yet)
     planned_interval: float | None = None  # seconds, set by the adaptive schedule's replanning
