@@ -268,7 +268,7 @@ class ProjectFleet:
     (``tune_for_sync``, INFO text logging, ``load_config`` of the same config
     ``project-default`` uses, ``open_store``, and ``run_once``'s ``QuotaBudget``,
     ``Service``, ``check_credentials``, ``resolve_calendars``), once. Each
-    ``sync`` is then the pass of ``reconciler.oneshot.run_once``: ``run_pass`` over
+    ``sync`` is then the pass of ``reconciler.once.run_once``: ``run_pass`` over
     the resolved rows with its progress object (log lines, no terminal) and its
     failure and summary lines; every calendar is still claimed, re-read under
     the lease, listed, written and recorded. Differences from ``once``, all
@@ -292,10 +292,10 @@ class ProjectFleet:
         from reconciler.config import load_config
         from reconciler.daemon.quota import QuotaBudget
         from reconciler.logsetup import configure_logging
-        from reconciler.oneshot import report_failures, report_summary
+        from reconciler.once import report_failures, report_summary
         from reconciler.outcome import SyncRequest
         from reconciler.process import tune_for_sync
-        from reconciler.progress import make_progress
+        from reconciler.progress import PassSummary, make_progress
         from reconciler.service import Service
         from reconciler.store import open_store
 
@@ -315,18 +315,18 @@ class ProjectFleet:
             raise RuntimeError(f"resolve_calendars: {failures[0].subject}: {failures[0].message}")
         self.request = SyncRequest(full=False, audit=False, lease_wait=self.config.sync.lease_time)
         self.make_progress = make_progress
+        self.summary_of = PassSummary.of
         self.report_failures = report_failures
         self.report_summary = report_summary
 
     def sync(self) -> None:
         """One pass over the fleet, as ``run_once`` runs it (no ``--full``, no ``--verify``)."""
+        started = time.monotonic()
         with self.make_progress(len(self.rows)) as progress:
-            self.service.on_page_committed = progress.page_committed
             report = self.service.run_pass(self.rows, self.request, concurrency=None,
                                            observer=progress)
-        self.service.on_page_committed = None
         self.report_failures(report)
-        self.report_summary(progress.summary())
+        self.report_summary(self.summary_of(report, time.monotonic() - started))
         sys.stderr.flush()
         if not report.ok:
             first = report.failures[0]

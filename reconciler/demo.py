@@ -20,7 +20,7 @@ from reconciler.dburl import sqlite_path
 from reconciler.emulator import Emulator, running_emulator
 from reconciler.emulator.seed import seed_demo
 from reconciler.errors import ConfigError
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store import calendars, open_store
 from reconciler.store.changes import read_changes
 from reconciler.store.db import redact_url

@@ -13,7 +13,6 @@ token (or never ends) stops with ``PageLoop``; the rows live in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.errors import BadRequest, PageLoop, SyncTokenInvalid
@@ -80,15 +79,3 @@ def mark_lost(account: str, calendar_id: str) -> None:
     """The account got 404 for a calendar it synced: it no longer sees it."""
     accounts.mark_lost(account, calendar_id)
 
-
-def assign(seen_by: Iterable[tuple[str, str, int | None, str, str | None]]
-           ) -> dict[str, tuple[str, int | None, str, str | None]]:
-    """Map each calendar id to the first (account, interval, source, summary) that sees it.
-
-    ``seen_by`` must be in config order: accounts in file order, each account's
-    explicit calendars before its discovered ones.
-    """
-    chosen: dict[str, tuple[str, int | None, str, str | None]] = {}
-    for calendar_id, account, interval, source, summary in seen_by:
-        chosen.setdefault(calendar_id, (account, interval, source, summary))
-    return chosen

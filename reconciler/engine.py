@@ -167,7 +167,7 @@ class _Tally:
         return self.seen is not None or self.written is not None
 
     def add(self, plan: PagePlan) -> None:
-        self.counts.add(plan.counts)
+        self.counts += plan.counts
 
     def restart(self, mode: str, reason: str | None) -> None:
         """Begin another listing in the same pass (a full resync after a 410)."""
@@ -176,8 +176,7 @@ class _Tally:
     def committed(self) -> PageCommitted:
         return PageCommitted(calendar_id=self.state.calendar_id, account=self.state.account,
                              mode=self.mode, page=self.pages, items=self.items,
-                             created=self.counts.created, updated=self.counts.updated,
-                             deleted=self.counts.deleted)
+                             counts=self.counts)
 
 
 class CalendarSync:
@@ -230,7 +229,7 @@ class CalendarSync:
         return PassOutcome(
             calendar_id=state.calendar_id, account=state.account, mode=tally.mode,
             cursor=tally.cursor, full_reason=tally.full_reason, pages=tally.pages,
-            items=tally.items, **tally.counts.as_fields(),
+            items=tally.items, counts=tally.counts,
             requests=self.api.requests - requests_before,
             seconds=time.monotonic() - started)
 
@@ -347,7 +346,7 @@ class _Run:
             # Only rows this listing could have returned: inside the window, of a listed type.
             removed = sweep(self.state.pk, tally.seen, listing_ms, window_start=window,
                             event_types=types)
-            tally.counts.deleted += len(removed)
+            tally.counts += Counts(deleted=len(removed))
         token = _token_cursor(last)
         tally.cursor = Cursor(sync_token=token.sync_token,
                               token_updated_at=token.token_updated_at,

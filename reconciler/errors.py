@@ -86,6 +86,18 @@ class SyncStopped(ReconcilerError):
     """
 
 
+class InternalError(ReconcilerError):
+    """An unexpected exception (a bug) carried as a failure like any other.
+
+    ``kind`` is the class name of what was raised; its traceback is logged once,
+    where it was caught (``reconciler.report.as_error``).
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class GoogleError(ReconcilerError):
     """A Calendar API call failed after the retries allowed for it."""
 

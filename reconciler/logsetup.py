@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from structlog.typing import EventDict, Processor, WrappedLogger
 
+    from reconciler.outcome import PassOutcome
+
 FORMATS = ("text", "json")
 
 # Library loggers and the lowest level at which their lines are worth showing.
@@ -262,19 +264,24 @@ def _name_of(logger: logging.Logger | str) -> str:
     return logger if isinstance(logger, str) else logger.name
 
 
-def log_pass(logger: logging.Logger | str, *, calendar: str, account: str | None, mode: str,
-             created: int, updated: int, deleted: int, requests: int, seconds: float,
-             **fields: Any) -> None:
+def log_pass(logger: logging.Logger | str, outcome: PassOutcome) -> None:
     """Log one finished pass: DEBUG when it changed nothing, INFO otherwise.
 
-    The event is ``synced``; the counts are fields (``created`` clashes with a
-    LogRecord attribute, so this goes through a field logger).
+    The event is ``synced``; the counts are fields folded from ``outcome.counts``
+    (``created`` clashes with a LogRecord attribute, so this goes through a field
+    logger). ``full_reason`` and ``bad_events`` appear only when there is one.
     """
-    changed = created + updated + deleted
-    level = logging.INFO if changed else logging.DEBUG
+    counts = outcome.counts
+    level = logging.INFO if counts.changed else logging.DEBUG
+    extra: dict[str, Any] = {}
+    if outcome.full_reason:
+        extra["full_reason"] = outcome.full_reason
+    if counts.bad_events:
+        extra["bad_events"] = counts.bad_events
     get_logger(_name_of(logger)).log(
-        level, "synced", calendar=calendar, account=account, mode=mode, created=created,
-        updated=updated, deleted=deleted, requests=requests, seconds=round(seconds, 3), **fields)
+        level, "synced", calendar=outcome.calendar_id, account=outcome.account,
+        mode=outcome.mode, **counts.changes, requests=outcome.requests,
+        seconds=round(outcome.seconds, 3), pages=outcome.pages, **extra)
 
 
 def log_failure(logger: logging.Logger | str, message: str, *, error: BaseException | str,

@@ -15,7 +15,7 @@ from the old cursor.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from reconciler.reconcile import Action
@@ -45,6 +45,7 @@ class CalendarState:
     consecutive_failures: int = 0
     removed: bool = False
     event_types: str | None = None  # JSON list the stored sync token was made with (None: all)
+    interval: int | None = None  # the calendar's own interval (None: the default); see intervals
     change_rate: float = 0.0  # adaptive schedule: estimated changes per second
     rate_weight: float = 0.0  # seconds of observation behind change_rate (0: none yet)
     planned_interval: float | None = None  # seconds, set by the adaptive schedule's replanning
@@ -59,9 +60,7 @@ class PageCommitted:
     mode: str  # "incremental"|"full"|"updated_min"
     page: int  # 1-based, page just committed in this pass
     items: int  # items seen so far this pass
-    created: int
-    updated: int
-    deleted: int  # so far in this pass
+    counts: Counts  # so far in this pass
 
 
 PageCallback = Callable[[PageCommitted], None]
@@ -92,21 +91,30 @@ class SyncRequest:
     ``lease_wait`` is how long to wait for a live holder of the lease;
     ``seen`` is the row as the caller read it when deciding to sync: when
     another process attempted the calendar since (and no "sync soon" request
-    is pending), the pass is skipped. ``next_due`` supplies the next due time
-    stored in the same UPDATE that records the pass.
+    is pending), the pass is skipped. ``next_due`` is the next due time the
+    caller computed before the pass (start-to-start), stored in the same
+    UPDATE that records the pass (as now, if the pass outlasted it).
     """
 
     full: bool = False
     audit: bool = False
     lease_wait: float = 0.0
     seen: CalendarState | None = None
-    next_due: Callable[[], dt.datetime] | None = None
+    next_due: dt.datetime | None = None
 
 
-@dataclass(slots=True)
+# The counters of :class:`Counts`, in order (a tally by name folds into one).
+COUNTERS = ("created", "updated", "deleted", "skipped_stale", "unchanged", "bad_events")
+
+
+@dataclass(frozen=True, slots=True)
 class Counts:
-    """The decisions a page or a pass made, by kind: the one accumulator the planner
-    and the engine share (mutable while a pass runs; frozen into :class:`PassOutcome`)."""
+    """The decisions a page or a pass made, by kind: the one set of counters.
+
+    A frozen value: a page's counts, a pass's and a whole ``once``'s are sums
+    (``+``) of smaller ones, so summaries, logs, metrics and drift reports fold
+    the same value instead of copying six fields.
+    """
 
     created: int = 0
     updated: int = 0
@@ -115,28 +123,37 @@ class Counts:
     unchanged: int = 0
     bad_events: int = 0
 
-    def count(self, action: Action) -> None:
-        """Tally one decision."""
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.created + other.created, self.updated + other.updated,
+                      self.deleted + other.deleted, self.skipped_stale + other.skipped_stale,
+                      self.unchanged + other.unchanged, self.bad_events + other.bad_events)
+
+    @property
+    def changed(self) -> int:
+        """Rows whose mirrored state changed (created + updated + deleted)."""
+        return self.created + self.updated + self.deleted
+
+    @property
+    def changes(self) -> dict[str, int]:
+        """The change counts by kind (``created``, ``updated``, ``deleted``), in that order."""
+        return {"created": self.created, "updated": self.updated, "deleted": self.deleted}
+
+    @staticmethod
+    def kind_of(action: Action) -> str | None:
+        """The counter one decision adds to (None: a decision that is not counted)."""
         kind = action.change_kind
-        if kind == "created":
-            self.created += 1
-        elif kind == "updated":
-            self.updated += 1
-        elif kind == "deleted":
-            self.deleted += 1
-        elif action is Action.STALE:
-            self.skipped_stale += 1
-        elif action is Action.NOOP:
-            self.unchanged += 1
+        if kind is not None:
+            return kind
+        if action is Action.STALE:
+            return "skipped_stale"
+        if action is Action.NOOP:
+            return "unchanged"
+        return None
 
-    def add(self, other: Counts) -> None:
-        """Add ``other``'s counts to these (a page's into its pass)."""
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def as_fields(self) -> dict[str, int]:
-        """The counts as keyword arguments of :class:`PassOutcome`."""
-        return {name: getattr(self, name) for name in self.__slots__}
+    @classmethod
+    def of(cls, tally: Mapping[str, int]) -> Counts:
+        """Counts from a tally by counter name (the planner's per-page dict)."""
+        return cls(**tally)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +167,27 @@ class PassOutcome:
     full_reason: str | None = None  # why a full listing happened (None: it did not)
     pages: int = 0
     items: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    skipped_stale: int = 0
-    unchanged: int = 0
-    bad_events: int = 0
+    counts: Counts = Counts()
     requests: int = 0
     seconds: float = 0.0
+
+    # Read-only views of ``counts`` for callers that read ``outcome.created``;
+    # the counters themselves are declared once, by :class:`Counts`.
+    @property
+    def created(self) -> int:
+        return self.counts.created
+
+    @property
+    def updated(self) -> int:
+        return self.counts.updated
+
+    @property
+    def deleted(self) -> int:
+        return self.counts.deleted
+
+    @property
+    def bad_events(self) -> int:
+        return self.counts.bad_events
 
     @property
     def full_listing(self) -> bool:
@@ -167,7 +197,7 @@ class PassOutcome:
     @property
     def repaired(self) -> int:
         """Rows a full listing had to fix: its drift when run as an audit."""
-        return self.created + self.updated + self.deleted
+        return self.counts.changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +209,17 @@ class Attempt:
     audit: PassOutcome | None = None
 
 
-def describe(outcome: PassOutcome) -> str:
-    """The one INFO line logged per pass."""
-    extra = f" ({outcome.full_reason})" if outcome.full_reason else ""
-    return (f"calendar {outcome.calendar_id}: {outcome.mode}{extra}, {outcome.pages} page(s), "
-            f"{outcome.created} created, {outcome.updated} updated, {outcome.deleted} deleted, "
-            f"{outcome.requests} request(s), {outcome.seconds:.2f}s")
-
-
-__all__ = ["FULL", "INCREMENTAL", "UPDATED_MIN", "Attempt", "CalendarState", "Cursor",
-           "PageCallback", "PageCommitted", "PassOutcome", "SyncRequest", "describe"]
+__all__ = [
+    "COUNTERS",
+    "FULL",
+    "INCREMENTAL",
+    "UPDATED_MIN",
+    "Attempt",
+    "CalendarState",
+    "Counts",
+    "Cursor",
+    "PageCallback",
+    "PageCommitted",
+    "PassOutcome",
+    "SyncRequest",
+]

@@ -36,7 +36,7 @@ import orjson
 
 from reconciler.diff import raw_diff
 from reconciler.eventfields import MAX_DEPTH, derive, stored_id
-from reconciler.outcome import Counts
+from reconciler.outcome import COUNTERS, Counts
 from reconciler.reconcile import Version, decide, effective_updated
 from reconciler.store.changes import ChangeRecord
 from reconciler.store.events import EventWrite, dump_raw
@@ -94,18 +94,19 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
     event id, of the stored rows that may change) turns on field diffs.
     """
     plan = PagePlan()
+    tally = dict.fromkeys(COUNTERS, 0)  # summed here, frozen into ``plan.counts`` at the end
     current: dict[str, Version] = dict(stored)
     writes: dict[str, EventWrite] = {}
     planned: dict[str, str] = {}  # raw JSON last planned for an id on this page
     for item in items:
         if not valid_item(item):
-            plan.counts.bad_events += 1
+            tally["bad_events"] += 1
             plan.problems.append(("", "skipped an item without an id"))
             continue
         try:
             fields = derive(item)
         except RecursionError:  # a value nested too deep to even look at
-            _refuse(plan, item["id"])
+            _refuse(plan, tally, item["id"])
             continue
         plan.ids.append(fields.event_id)
         effective = effective_updated(fields.updated_ms, listing.updated_ms, listing.received_ms)
@@ -113,15 +114,17 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
         action = decide(current.get(fields.event_id), new, authoritative=authoritative)
         raw = dump_raw(item) if action.writes else None
         if action.writes and raw is None:
-            _refuse(plan, fields.event_id, seen=True)
+            _refuse(plan, tally, fields.event_id, seen=True)
             continue
-        plan.counts.count(action)
+        counter = Counts.kind_of(action)
+        if counter is not None:
+            tally[counter] += 1
         if fields.updated_ms is not None:
             plan.max_updated_ms = max(plan.max_updated_ms or 0, fields.updated_ms)
         if raw is None:
             continue
         if fields.problems:
-            plan.counts.bad_events += 1
+            tally["bad_events"] += 1
             plan.problems.append((_shown(fields.event_id), "stored with adjusted derived columns: "
                                   + "; ".join(fields.problems)))
         current[fields.event_id] = new
@@ -138,6 +141,7 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
         if stored_raw is not None:
             planned[fields.event_id] = raw
     plan.writes = list(writes.values())
+    plan.counts = Counts.of(tally)
     return plan
 
 
@@ -147,11 +151,12 @@ def _shown(event_id: str) -> str:
     return shown if len(shown) <= 120 else f"{shown[:117]}..."
 
 
-def _refuse(plan: PagePlan, event_id: str, *, seen: bool = False) -> None:
+def _refuse(plan: PagePlan, tally: dict[str, int], event_id: str, *,
+            seen: bool = False) -> None:
     """Count an item that cannot be stored; the rest of the page goes on."""
     if not seen:
         plan.ids.append(event_id)
-    plan.counts.bad_events += 1
+    tally["bad_events"] += 1
     plan.problems.append((_shown(event_id), f"refused: nested deeper than {MAX_DEPTH} "
                           "levels; the rest of the calendar is mirrored"))
 

@@ -10,7 +10,8 @@ reports into
 - without a terminal, one INFO log line per calendar in flight at least every
   ``interval`` (10 s) seconds, through ``logging`` so it follows
   ``--log-format``: "work@example.com: page 12, 30,000 events, 2,480/s";
-- at the end, one summary line for ``once`` (:class:`PassSummary`).
+- the summary line of ``once`` (:class:`PassSummary`), folded from the pass
+  report, not from what the display saw.
 
 Invariants:
 
@@ -22,22 +23,22 @@ Invariants:
 - Time comes from an injected monotonic ``clock``; the only real-time wait is
   the background ticker of :class:`LogProgress`, which merely asks "is a line
   due?" (tests call :meth:`LogProgress.tick` themselves).
-- Pages arrive as :class:`reconciler.outcome.PageCommitted`; a finished pass
-  needs only the counts of :class:`PassCounts` (``PassOutcome`` has them).
+- Pages arrive as :class:`reconciler.outcome.PageCommitted`; the display counts
+  calendars, the pass report counts events.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
-from reconciler.outcome import PageCommitted
+from reconciler.outcome import Counts, PageCommitted
+from reconciler.report import PassReport
 
 if TYPE_CHECKING:  # rich costs ~20 ms to import: only a terminal display needs it
     from rich.console import Console
@@ -46,19 +47,6 @@ if TYPE_CHECKING:  # rich costs ~20 ms to import: only a terminal display needs 
 log = logging.getLogger("reconciler.progress")
 
 Clock = Callable[[], float]
-
-
-class PassCounts(Protocol):
-    """What a finished pass did (satisfied by ``PassOutcome`` and ``SyncResult``)."""
-
-    @property
-    def created(self) -> int: ...
-    @property
-    def updated(self) -> int: ...
-    @property
-    def deleted(self) -> int: ...
-    @property
-    def requests(self) -> int: ...
 
 
 @dataclass
@@ -89,35 +77,57 @@ class CalendarInFlight:
         return message, fields
 
 
-@dataclass
+@dataclass(frozen=True)
 class PassSummary:
-    """The totals of a whole ``once``: calendars synced and failed, events, requests, time.
+    """The totals of a whole ``once``, folded from its pass report (never from the display).
 
-    :class:`PassProgress` keeps one (under its lock) and hands out copies."""
+    ``counts`` adds up every pass and every ``--verify`` audit, so the summary
+    agrees with the per-pass log lines; ``accounts_failed`` names accounts whose
+    calendar set could not be read (they have no calendar to count as failed).
+    """
 
     synced: int = 0
     failed: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
+    counts: Counts = field(default_factory=Counts)
     requests: int = 0
     seconds: float = 0.0
+    accounts_failed: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, report: PassReport, seconds: float) -> PassSummary:
+        """The summary of ``report`` (a pass that took ``seconds``)."""
+        passes = [*report.results, *report.audits]
+        accounts = tuple(dict.fromkeys(f.account or f.subject for f in report.failures
+                                       if f.subject.startswith("account ")))
+        return cls(synced=len(report.results),
+                   failed=sum(1 for f in report.failures if not f.subject.startswith("account ")),
+                   counts=sum((p.counts for p in passes), Counts()),
+                   requests=sum(p.requests for p in passes), seconds=seconds,
+                   accounts_failed=accounts)
 
     @property
     def line(self) -> str:
         """"synced 61 calendars, 0 failed; 30,000 created, 2 updated, 0 deleted; 41 requests; 12.3 s"."""
         calendars = "calendar" if self.synced == 1 else "calendars"
         requests = "request" if self.requests == 1 else "requests"
-        return (f"synced {self.synced:,} {calendars}, {self.failed:,} failed; "
-                f"{self.created:,} created, {self.updated:,} updated, {self.deleted:,} deleted; "
+        c = self.counts
+        accounts = ""
+        if self.accounts_failed:
+            noun = "account" if len(self.accounts_failed) == 1 else "accounts"
+            accounts = f", {noun} {', '.join(self.accounts_failed)} failed"
+        return (f"synced {self.synced:,} {calendars}, {self.failed:,} failed{accounts}; "
+                f"{c.created:,} created, {c.updated:,} updated, {c.deleted:,} deleted; "
                 f"{self.requests:,} {requests}; {self.seconds:.1f} s")
 
     @property
     def fields(self) -> dict[str, Any]:
         """The summary as log fields (``created`` etc.: log them through structlog)."""
-        return {"calendars": self.synced, "failed": self.failed, "created": self.created,
-                "updated": self.updated, "deleted": self.deleted, "requests": self.requests,
-                "seconds": round(self.seconds, 3)}
+        fields: dict[str, Any] = {"calendars": self.synced, "failed": self.failed,
+                                  **self.counts.changes, "requests": self.requests,
+                                  "seconds": round(self.seconds, 3)}
+        if self.accounts_failed:
+            fields["accounts_failed"] = list(self.accounts_failed)
+        return fields
 
 
 def log_summary(summary: PassSummary, logger: logging.Logger | str = "reconciler.once") -> None:
@@ -140,7 +150,8 @@ class PassProgress:
         self.started = clock()
         self._lock = threading.Lock()
         self._in_flight: dict[str, CalendarInFlight] = {}
-        self._done = PassSummary()
+        self._synced = 0
+        self._failed = 0
 
     # -- reports (any thread) -------------------------------------------------
     def calendar_started(self, calendar_id: str, account: str) -> None:
@@ -171,24 +182,18 @@ class PassProgress:
             self._shown_started(report.calendar_id)
         self._shown_page(snapshot, now)
 
-    def calendar_finished(self, calendar_id: str, counts: PassCounts | None = None) -> None:
-        """The pass over ``calendar_id`` succeeded; ``counts`` is its outcome."""
+    def calendar_finished(self, calendar_id: str) -> None:
+        """The pass over ``calendar_id`` succeeded (its counts are in the pass report)."""
         with self._lock:
             self._in_flight.pop(calendar_id, None)
-            done = self._done
-            done.synced += 1
-            if counts is not None:
-                done.created += counts.created
-                done.updated += counts.updated
-                done.deleted += counts.deleted
-                done.requests += counts.requests
+            self._synced += 1
         self._shown_ended(calendar_id, failed=False)
 
     def calendar_failed(self, calendar_id: str, message: str) -> None:
         """The pass over ``calendar_id`` failed (``message``: its one-line error)."""
         with self._lock:
             self._in_flight.pop(calendar_id, None)
-            self._done.failed += 1
+            self._failed += 1
         self._shown_ended(calendar_id, failed=True, message=message)
 
     # -- reading ---------------------------------------------------------------
@@ -198,10 +203,10 @@ class PassProgress:
             cals = [CalendarInFlight(**vars(c)) for c in self._in_flight.values()]
         return sorted(cals, key=lambda c: (c.started, c.calendar_id))
 
-    def summary(self) -> PassSummary:
-        """The totals so far, with the seconds since this progress was created."""
+    def done(self) -> tuple[int, int]:
+        """(synced, failed) calendars so far: what the overall bar shows."""
         with self._lock:
-            return dataclasses.replace(self._done, seconds=self.clock() - self.started)
+            return self._synced, self._failed
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -346,7 +351,7 @@ class LiveProgress(PassProgress):
     def _shown_ended(self, calendar_id: str, *, failed: bool, message: str = "") -> None:
         with self._lock:
             task = self._tasks.pop(calendar_id, None)
-            failed_total = self._done.failed
+            failed_total = self._failed
         if task is not None:
             self.calendars.remove_task(task)
         self.overall.update(self._overall_task, advance=1, failed=failed_total,
@@ -378,5 +383,5 @@ def make_progress(total: int, *, stream: IO[str] | None = None, console: Console
     return LogProgress(total, clock=clock)
 
 
-__all__ = ["CalendarInFlight", "LiveProgress", "LogProgress", "PassCounts",
+__all__ = ["CalendarInFlight", "LiveProgress", "LogProgress",
            "PassProgress", "PassSummary", "log_summary", "make_progress"]

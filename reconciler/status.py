@@ -37,8 +37,8 @@ from rich.table import Table
 
 from reconciler.clock import utcnow
 from reconciler.config import Config
+from reconciler.intervals import interval_of
 from reconciler.schedule.allocate import expected_staleness
-from reconciler.schedule.plan import interval_of
 from reconciler.store import fleet
 from reconciler.store.dberrors import map_db_errors
 
@@ -63,7 +63,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
     rows = []
     for cal in found.calendars:
         adaptive = config.sync.schedule == "adaptive"
-        interval = interval_of(cal.interval or config.sync.interval, cal.planned_interval, adaptive)
+        interval = interval_of(cal, config)
         since_success = _age(cal.last_success, now)
         account = accounts.get(cal.account)
         if cal.removed:
@@ -90,7 +90,7 @@ def calendar_status(config: Config, now: dt.datetime | None = None) -> list[Row]
             "last_error": cal.last_error,
             "consecutive_failures": cal.consecutive_failures,
             "token_age_s": _age(cal.token_updated_at, now),
-            "interval_s": interval,
+            "interval_s": int(interval) if interval.is_integer() else interval,
             "adaptive": adaptive,
             "changes_per_hour": None if cal.rate_weight is None else (cal.change_rate or 0) * 3600,
             "expected_staleness_s": expected_staleness(interval),

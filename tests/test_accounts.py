@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reconciler.config import load_config
 from reconciler.emulator import Emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store import open_store
 from reconciler.store.models import Account, Calendar
 from tests.helpers import assert_mirror_exact, mirror, run_cli, write_config

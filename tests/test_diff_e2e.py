@@ -13,7 +13,7 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from reconciler.emulator import Emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.service import Service
 from reconciler.store.changes import read_changes
 from reconciler.store.models import Event, EventVersion

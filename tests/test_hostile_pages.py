@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from reconciler.config import Config, load_config
 from reconciler.engine import PAGE_SLACK, WrittenIds
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store import open_store
 from reconciler.store.changes import read_changes
 from reconciler.store.events import iter_events

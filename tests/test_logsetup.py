@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.logsetup import configure_logging, get_logger, log_failure, log_pass
+from reconciler.outcome import Counts, Cursor, PassOutcome
 from tests.helpers import REPO, run_cli, write_config
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -44,12 +45,10 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def pass_fields(**overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {"calendar": "work@example.com", "account": "ops", "mode": "incremental",
-                              "created": 3, "updated": 1, "deleted": 0, "requests": 2,
-                              "seconds": 0.4567}
-    fields.update(overrides)
-    return fields
+def pass_outcome(created: int = 3, updated: int = 1, deleted: int = 0,
+                 full_reason: str | None = None) -> PassOutcome:
+    return PassOutcome("work@example.com", "ops", "incremental", Cursor(), full_reason=full_reason,
+                       counts=Counts(created, updated, deleted), requests=2, seconds=0.4567)
 
 
 def test_json_lines_carry_fields_from_stdlib_extra_and_structlog(
@@ -58,7 +57,7 @@ def test_json_lines_carry_fields_from_stdlib_extra_and_structlog(
     logging.getLogger("reconciler.service").info(
         "calendar %s: now synced by account %s", TEAM, "ops",
         extra={"calendar": TEAM, "account": "ops"})
-    log_pass(logging.getLogger("reconciler.service"), **pass_fields())
+    log_pass(logging.getLogger("reconciler.service"), pass_outcome())
     lines = json_lines(capsys.readouterr().err)
     assert len(lines) == 2
     first, second = lines
@@ -75,18 +74,18 @@ def test_json_lines_carry_fields_from_stdlib_extra_and_structlog(
 
 def test_a_pass_that_changed_nothing_logs_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "json")
-    quiet = pass_fields(created=0, updated=0, deleted=0)
-    log_pass("reconciler.service", **quiet)
+    quiet = pass_outcome(created=0, updated=0, deleted=0)
+    log_pass("reconciler.service", quiet)
     assert capsys.readouterr().err == ""
     configure_logging("DEBUG", "json")
-    log_pass("reconciler.service", **quiet)
+    log_pass("reconciler.service", quiet)
     (line,) = json_lines(capsys.readouterr().err)
     assert line["level"] == "DEBUG" and line["created"] == 0
 
 
 def test_failures_carry_error_kind_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "json")
-    log_failure("reconciler.oneshot", f"calendar {TEAM}: sync failed",
+    log_failure("reconciler.once", f"calendar {TEAM}: sync failed",
                 error=PermissionError("access denied\nsecond line"), calendar=TEAM, account="ops")
     (line,) = json_lines(capsys.readouterr().err)
     assert line["error_kind"] == "PermissionError" and line["error"] == "access denied second line"
@@ -105,11 +104,14 @@ def test_an_exception_stays_inside_its_json_line(capsys: pytest.CaptureFixture[s
 
 def test_text_format_is_one_readable_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "text")
-    log_pass("reconciler.service", **pass_fields())
+    log_pass("reconciler.service", pass_outcome())
+    log_pass("reconciler.service", pass_outcome(full_reason="first sync"))
     get_logger("reconciler.cli").warning("config reload failed", error="bad key in x.toml")
-    first, second = capsys.readouterr().err.splitlines()
+    first, full, second = capsys.readouterr().err.splitlines()
     assert re.match(r"^\S+Z INFO reconciler\.service: synced ", first), first
     assert "calendar=work@example.com" in first and "created=3" in first and "seconds=0.457" in first
+    assert "full_reason" not in first and "None" not in first  # no field for what did not happen
+    assert 'full_reason="first sync"' in full, full
     assert second.endswith('config reload failed error="bad key in x.toml"'), second
     assert "{" not in first
 

@@ -16,7 +16,7 @@ import pytest
 
 from reconciler.daemon.quota import QuotaBudget
 from reconciler.emulator import Emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from tests.helpers import assert_mirror_exact, config_for, write_config
 
 QUOTA = 5

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from reconciler.emulator import Emulator
 from reconciler.google.pages import NARROW_FIELDS, RawItem, decode_events_page
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store import calendars
 from reconciler.store.events import dump_raw
 from reconciler.store.models import Event

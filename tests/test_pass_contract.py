@@ -57,20 +57,41 @@ def test_a_no_change_poll_costs_one_statement_plus_two_per_batch(two: Emulator, 
         svc.close()
 
 
+class _Pages:
+    """A pass observer that keeps the committed pages (the progress display's one way in)."""
+
+    def __init__(self) -> None:
+        self.pages: list[PageCommitted] = []
+        self.finished: list[str] = []
+
+    def calendar_started(self, calendar_id: str, account: str) -> None:
+        pass
+
+    def page_committed(self, report: PageCommitted) -> None:
+        self.pages.append(report)
+
+    def calendar_finished(self, calendar_id: str) -> None:
+        self.finished.append(calendar_id)
+
+    def calendar_failed(self, calendar_id: str, message: str) -> None:
+        pass
+
+
 def test_each_committed_page_is_reported(two: Emulator, tmp_path: Path) -> None:
     for n in range(25):
         two.insert_event(TEAM, _timed(n))
     svc = _service(two, tmp_path, f"sqlite:///{tmp_path}/m.db", page_size=10)
-    seen: list[PageCommitted] = []
-    svc.on_page_committed = seen.append
+    seen = _Pages()
     try:
         rows, _ = svc.resolve_calendars()
-        report = svc.run_pass([r for r in rows if r.calendar_id == TEAM])
+        report = svc.run_pass([r for r in rows if r.calendar_id == TEAM], observer=seen)
     finally:
         svc.close()
     assert report.ok
-    assert [(p.page, p.items, p.created) for p in seen] == [(1, 10, 10), (2, 20, 20), (3, 25, 25)]
-    assert {(p.calendar_id, p.account, p.mode) for p in seen} == {(TEAM, "ops", "full")}
+    assert [(p.page, p.items, p.counts.created) for p in seen.pages] == [
+        (1, 10, 10), (2, 20, 20), (3, 25, 25)]
+    assert seen.finished == [TEAM]
+    assert {(p.calendar_id, p.account, p.mode) for p in seen.pages} == {(TEAM, "ops", "full")}
     outcome, = report.results
     assert outcome.full_listing and outcome.cursor.sync_token and outcome.created == 25
 
@@ -79,14 +100,14 @@ def test_an_unexpected_error_in_one_calendar_never_stops_the_others(
         two: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     two.insert_event(OTHER, _timed(1))
     svc = _service(two, tmp_path, f"sqlite:///{tmp_path}/m.db", concurrency=1)
-    real = svc.attempt
+    real = svc.attempts.attempt
 
-    def attempt(calendar: Any, request: Any = None) -> Any:
+    def attempt(calendar: Any, request: Any = None, on_page: Any = None) -> Any:
         if calendar.calendar_id == TEAM:
             raise RuntimeError("boom\nsecond line")
-        return real(calendar, request)
+        return real(calendar, request, on_page)
 
-    monkeypatch.setattr(svc, "attempt", attempt)
+    monkeypatch.setattr(svc.attempts, "attempt", attempt)
     try:
         rows, _ = svc.resolve_calendars()
         report = svc.run_pass(rows)
@@ -95,6 +116,7 @@ def test_an_unexpected_error_in_one_calendar_never_stops_the_others(
     assert [r.calendar_id for r in report.results] == [OTHER]
     failure, = report.failures
     assert failure.subject == TEAM and failure.message == "internal error: RuntimeError: boom"
+    assert failure.kind == "RuntimeError"
 
 
 def _wrapped(exc: BaseException) -> BaseException:

@@ -8,12 +8,12 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from rich.console import Console
 
 from reconciler.logsetup import configure_logging
+from reconciler.outcome import Counts, Cursor, PageCommitted, PassOutcome
 from reconciler.progress import (
     LiveProgress,
     LogProgress,
@@ -21,6 +21,7 @@ from reconciler.progress import (
     log_summary,
     make_progress,
 )
+from reconciler.report import Failure, PassReport
 
 WORK = "work@example.com"
 TEAM = "team@group.calendar.google.com"
@@ -41,30 +42,13 @@ class FakeClock:
             self.now += seconds
 
 
-@dataclass(frozen=True)
-class Page:
-    """Same fields as reconciler.outcome.PageCommitted (running totals for the pass)."""
-
-    calendar_id: str
-    account: str
-    mode: str
-    page: int
-    items: int
-    created: int
-    updated: int
-    deleted: int
+def page(calendar: str, n: int, per_page: int = 2500, account: str = "ops") -> PageCommitted:
+    return PageCommitted(calendar, account, "full", n, n * per_page, Counts(created=n * per_page))
 
 
-@dataclass(frozen=True)
-class Counts:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    requests: int = 0
-
-
-def page(calendar: str, n: int, per_page: int = 2500, account: str = "ops") -> Page:
-    return Page(calendar, account, "full", n, n * per_page, n * per_page, 0, 0)
+def outcome(calendar: str, created: int = 0, updated: int = 0, requests: int = 0) -> PassOutcome:
+    return PassOutcome(calendar, "ops", "full", Cursor(), counts=Counts(created, updated),
+                       requests=requests)
 
 
 @pytest.fixture
@@ -111,7 +95,7 @@ def test_non_tty_logs_each_calendar_in_flight_every_ten_seconds(
         progress.page_committed(page(WORK, n))
     assert [r.getMessage() for r in records] == [f"{WORK}: page 11, 27,500 events, 1,375/s",
                                                  f"{TEAM}: page 0, 0 events, 0/s"]
-    progress.calendar_finished(TEAM, Counts())
+    progress.calendar_finished(TEAM)
     clock.advance(1)
     progress.page_committed(page(WORK, 12))
     assert len(records) == 2
@@ -132,7 +116,7 @@ def test_a_sync_shorter_than_the_interval_logs_no_progress_line(
     progress.calendar_started(WORK, "ops")
     clock.advance(4)
     progress.page_committed(page(WORK, 1))
-    progress.calendar_finished(WORK, Counts(created=2500, requests=1))
+    progress.calendar_finished(WORK)
     clock.advance(60)
     assert progress.tick() == 0 and records == []
 
@@ -168,8 +152,8 @@ def test_progress_lines_follow_the_json_log_format(capsys: pytest.CaptureFixture
         progress.calendar_started(WORK, "ops")
         clock.advance(12)
         progress.page_committed(page(WORK, 12))
-        summary = PassSummary(synced=61, failed=0, created=30000, updated=2, deleted=0, requests=41,
-                              seconds=12.34)
+        summary = PassSummary(synced=61, failed=0, counts=Counts(created=30000, updated=2),
+                              requests=41, seconds=12.34)
         log_summary(summary)
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
@@ -184,7 +168,7 @@ def test_progress_lines_follow_the_json_log_format(capsys: pytest.CaptureFixture
     assert (second["calendars"], second["created"], second["requests"]) == (61, 30000, 41)
 
 
-def test_summary_adds_up_outcomes_and_failures_from_many_threads() -> None:
+def test_the_display_counts_calendars_from_many_threads() -> None:
     clock = FakeClock()
     progress = LogProgress(40, clock=clock)
 
@@ -197,20 +181,30 @@ def test_summary_adds_up_outcomes_and_failures_from_many_threads() -> None:
             if i == 4:
                 progress.calendar_failed(cal, "403 forbidden")
             else:
-                progress.calendar_finished(cal, Counts(created=30, updated=1, requests=3))
+                progress.calendar_finished(cal)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    clock.advance(7.25)
-    summary = progress.summary()
-    assert summary == PassSummary(synced=32, failed=8, created=960, updated=32, deleted=0,
-                                  requests=96, seconds=7.25)
-    assert summary.line == ("synced 32 calendars, 8 failed; 960 created, 32 updated, 0 deleted; "
-                            "96 requests; 7.2 s")
+    assert progress.done() == (32, 8)
     assert progress.in_flight() == []
+
+
+def test_summary_folds_the_pass_report_passes_and_audits() -> None:
+    report = PassReport(
+        results=[outcome(f"c{n}@example.com", created=30, updated=1, requests=3)
+                 for n in range(32)],
+        audits=[outcome("c0@example.com", created=1, requests=1)],
+        failures=[Failure(f"f{n}@example.com", "403 forbidden", "AccessDenied", "ops")
+                  for n in range(8)] + [Failure("account ops", "cannot resolve", "AuthFailed",
+                                                "ops")])
+    summary = PassSummary.of(report, 7.25)
+    assert summary == PassSummary(synced=32, failed=8, counts=Counts(created=961, updated=32),
+                                  requests=97, seconds=7.25, accounts_failed=("ops",))
+    assert summary.line == ("synced 32 calendars, 8 failed, account ops failed; 961 created, "
+                            "32 updated, 0 deleted; 97 requests; 7.2 s")
 
 
 def test_summary_line_singular() -> None:
@@ -259,7 +253,7 @@ def test_tty_shows_a_line_per_calendar_in_flight_and_an_overall_bar(text_logging
         # A log line while the display runs is printed above it, not through it.
         logging.getLogger("reconciler.cli").warning("a warning while syncing")
         progress.calendar_failed(TEAM, "403 forbidden")
-        progress.calendar_finished(WORK, Counts(created=30000, requests=12))
+        progress.calendar_finished(WORK)
         progress.refresh()
     frame = render(console)
     last = frame[frame.rfind("calendars"):]

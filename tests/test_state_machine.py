@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from reconciler.config import parse_config
 from reconciler.diff import VOLATILE, apply_diff, changed_fields
 from reconciler.emulator import running_emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store import open_store
 from reconciler.store.changes import read_changes
 from reconciler.store.models import EventVersion

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import Emulator, running_emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.store.changes import read_changes
 from reconciler.store.models import Calendar
 from tests.conftest import sample_events

@@ -92,7 +92,7 @@ def history(ctx: Context, event_id: str, calendar_id: str | None, as_text: bool,
     config = ctx.config(allow_missing=True)
     ctx.read_store(config)
     if calendar_id is not None:
-        _check_calendars([calendar_id])
+        calendar_id = _check_calendars([calendar_id], config.path)[0]
     holders = version_calendars(event_id)
     if calendar_id is not None:
         holders = [(pk, cid) for pk, cid in holders if cid == calendar_id]

@@ -2,7 +2,9 @@
 
 Exit statuses follow the one table: 0 all synced, 1 any calendar or account
 failed (each named on stderr), 2 usage or config errors, including an unknown
-``--calendar`` (with the closest known ids).
+``--calendar`` (with the closest known ids), 130 or 143 when SIGINT or SIGTERM
+stopped it after the pages in flight (one line says so; a second SIGINT stops
+it at once).
 """
 
 from __future__ import annotations
@@ -26,9 +28,16 @@ from reconciler.cli.context import Context, pass_context
 def once(ctx: Context, only: tuple[str, ...], full: bool, concurrency: int | None,
          verify: bool) -> None:
     """One pass over every calendar, then exit (0 all synced, 1 any failed)."""
-    from reconciler.oneshot import run_once
+    from reconciler.once import Interrupts, run_once
 
-    config = ctx.config()
-    ctx.store(config)
-    sys.exit(run_once(config, only=list(only), full=full, concurrency=concurrency, verify=verify,
-                      log_format=ctx.log_format, summary=True))
+    interrupts = Interrupts(ctx.log_format)
+    interrupts.install()
+    try:
+        config = ctx.config()
+        ctx.store(config)
+        status = run_once(config, only=list(only), full=full, concurrency=concurrency,
+                          verify=verify, log_format=ctx.log_format, summary=True,
+                          interrupts=interrupts)
+    finally:
+        interrupts.restore()
+    sys.exit(status)

@@ -20,7 +20,7 @@ import click
 
 from reconciler.cli.context import Context, pass_context
 from reconciler.errors import ReconcilerError, first_line
-from reconciler.suggest import require_known
+from reconciler.suggest import expand_primary, require_known
 
 STATE_CHOICES = ("ok", "never_synced", "failing", "needs_reauth", "gone", "removed", "stale")
 
@@ -31,10 +31,26 @@ def _known_calendar_ids() -> list[str]:
     return calendars.calendar_ids()
 
 
-def _check_calendars(requested: Iterable[str]) -> None:
+def _check_calendars(requested: Iterable[str], config_file: object = None) -> list[str]:
+    """The stored ids ``--calendar`` names (``primary``: the accounts' own calendars, as the
+    config accepts it); a usage error for the rest: "not in the config" for a calendar an
+    account's calendarList shows, else the closest known ids."""
+    from reconciler.store import accounts
+
     requested = [c for c in requested if c]
-    if requested:
-        require_known(requested, set(_known_calendar_ids()))
+    if not requested:
+        return []
+    ids = expand_primary(requested, accounts.primary_calendar_ids())
+    known = set(_known_calendar_ids())
+    missing = [cid for cid in ids if cid not in known]
+    if missing:
+        require_known(ids, known, elsewhere=accounts.seen_by_an_account(missing),
+                      config_file=config_file)
+    return ids
+
+
+def _config_file(ctx: Context) -> object:
+    return ctx.config(allow_missing=True).path
 
 
 @click.command()
@@ -49,7 +65,7 @@ def export(ctx: Context, calendar_id: str | None, include_cancelled: bool) -> No
     ctx.read_store()
     calendar_pk = None
     if calendar_id is not None:
-        _check_calendars([calendar_id])
+        calendar_id = _check_calendars([calendar_id], _config_file(ctx))[0]
         row = calendars.get_calendar(calendar_id)
         calendar_pk = row.id if row is not None else None
     out = sys.stdout
@@ -86,7 +102,7 @@ def changes(ctx: Context, since: int, follow: bool, calendar_id: str | None, pol
     stop = _stop_flag() if follow else None
     ctx.read_store()
     if calendar_id is not None:
-        _check_calendars([calendar_id])
+        calendar_id = _check_calendars([calendar_id], _config_file(ctx))[0]
     last = since
     while True:
         rows = read_changes(last, 1000, calendar_id, diff=with_diff, full=full)
@@ -144,7 +160,7 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
 
     config = ctx.config(allow_missing=True)
     ctx.read_store(config)
-    _check_calendars(calendar_ids)
+    calendar_ids = tuple(_check_calendars(calendar_ids, config.path))
     rows = logic.calendar_status(config)
     problems = [a for a in logic.account_problems() if not accounts or a["account"] in accounts]
     selected = logic.order_rows(logic.filter_rows(rows, accounts=accounts, states=states,

@@ -62,3 +62,17 @@ def backoff_step(failures: int, interval: float, backoff_max: float) -> float:
     base = max(1.0, min(float(interval), BASE_CAP))
     exponent = min(max(failures, 1) - 1, 40)
     return float(min(float(backoff_max), base * 2.0 ** exponent))
+
+
+RESOLVE_FIRST_RETRY = 2.0  # seconds before the first retry of an unresolved calendar set
+
+
+def resolve_retry_delay(attempts: int, interval: float) -> float:
+    """The wait before retrying to resolve the calendar set after ``attempts`` failed tries.
+
+    Doubling from :data:`RESOLVE_FIRST_RETRY`, at most ``interval`` (the
+    periodic refresh that runs anyway); no jitter: one process, one retry.
+    """
+    exponent = min(max(attempts, 1) - 1, 40)
+    return float(min(max(float(interval), RESOLVE_FIRST_RETRY),
+                     RESOLVE_FIRST_RETRY * 2.0 ** exponent))

@@ -37,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from reconciler.clock import utcnow
-from reconciler.errors import ConfigError, first_line
+from reconciler.errors import ConfigError, DatabaseUnavailable, first_line
 from reconciler.outcome import PassOutcome
 from reconciler.store import close_thread_connection, fleet
 
@@ -55,6 +55,7 @@ class Metrics:
 
     def __init__(self, owners: Callable[[], list[str]] | None = None,
                  default_interval: Callable[[], int] | None = None, *,
+                 interval: Callable[[Any], float] | None = None,
                  hash_calendar_ids: Callable[[], bool] = lambda: False,
                  fleet_cache_seconds: float = FLEET_CACHE_SECONDS) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -90,8 +91,9 @@ class Metrics:
         self.started = time.monotonic()
         self.last_pass: float | None = None  # monotonic time of this process's last success
         self.default_interval = default_interval or (lambda: 300)
-        if owners is not None:
-            r.register(_StoreCollector(owners, self.default_interval, hash_calendar_ids,
+        if owners is not None:  # a calendar's interval: run passes intervals.interval_of
+            per_calendar = interval or (lambda row: float(row.interval or self.default_interval()))
+            r.register(_StoreCollector(owners, per_calendar, hash_calendar_ids,
                                        fleet_cache_seconds))
 
     def record_pass(self, result: PassOutcome) -> None:
@@ -101,16 +103,14 @@ class Metrics:
         self.duration.observe(result.seconds)
         if result.bad_events:
             self.bad_events.inc(result.bad_events)
-        for kind in ("created", "updated", "deleted"):
-            count = getattr(result, kind)
+        for kind, count in result.counts.changes.items():
             if count:
                 self.events.labels(kind).inc(count)
 
     def record_audit(self, result: PassOutcome) -> None:
         """Count an audit and what it had to repair (its own created/updated/deleted)."""
         self.audits.inc()
-        for kind in ("created", "updated", "deleted"):
-            count = getattr(result, kind)
+        for kind, count in result.counts.changes.items():
             if count:
                 self.drift.labels(kind).inc(count)
 
@@ -128,15 +128,16 @@ def calendar_label(calendar_id: str, hashed: bool) -> str:
     return "sha256:" + hashlib.sha256(calendar_id.encode("utf-8")).hexdigest()[:16]
 
 
+
 class _StoreCollector(Collector):
     """Lag per calendar and leases held, read from the database at most every
     ``cache_seconds`` (a scrape between two refreshes is served from memory, so
     scraping often cannot make the database read every calendar row each time)."""
 
-    def __init__(self, owners: Callable[[], list[str]], default_interval: Callable[[], int],
+    def __init__(self, owners: Callable[[], list[str]], interval: Callable[[Any], float],
                  hash_calendar_ids: Callable[[], bool], cache_seconds: float) -> None:
         self._owners = owners
-        self._default_interval = default_interval
+        self._interval = interval
         self._hash = hash_calendar_ids
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -176,8 +177,7 @@ class _StoreCollector(Collector):
             hashed = self._hash()
             held = 0
             failing_count = 0
-            default = self._default_interval()
-            for row in fleet.calendar_lags(default, now):
+            for row in fleet.calendar_lags(self._interval, now):
                 if row.lease_owner in owners:
                     held += 1
                 if row.failing:
@@ -213,8 +213,10 @@ class DatabaseProbe:
     gets "not answering" instead of waiting for the driver's own time-outs.
     """
 
-    def __init__(self, timeout: float = PROBE_TIMEOUT) -> None:
+    def __init__(self, timeout: float = PROBE_TIMEOUT,
+                 on_lost: Callable[[BaseException], None] | None = None) -> None:
         self.timeout = timeout
+        self._on_lost = on_lost  # ``run``'s one line per cause for a lost database
         self._cond = threading.Condition()
         self._wanted = 0
         self._done = 0
@@ -258,7 +260,9 @@ class DatabaseProbe:
             close_thread_connection()  # reconnect from scratch next time
             # The driver's text names hosts and users: the log gets it, the body does not.
             detail = first_line(exc)
-            if detail != self._logged:  # one line per cause, not one per health check
+            if self._on_lost is not None and isinstance(exc, DatabaseUnavailable):
+                self._on_lost(exc)  # the same outage the passes report: one line for both
+            elif detail != self._logged:  # one line per cause, not one per health check
                 log.warning("healthz: the database did not answer: %s", detail)
                 self._logged = detail
             return _Probe(False, "database unavailable")
@@ -298,10 +302,11 @@ class HealthServer:
     """
 
     def __init__(self, host: str, port: int, metrics: Metrics,
-                 health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+                 health: Callable[[], tuple[bool, dict[str, Any]]],
+                 on_database_lost: Callable[[BaseException], None] | None = None) -> None:
         from reconciler.watch.server import ReceiverServer
 
-        self.probe = DatabaseProbe()
+        self.probe = DatabaseProbe(on_lost=on_database_lost)
         app = _make_app(metrics, _combined_health(metrics, self.probe, health))
         try:
             self.server = ReceiverServer(app, host, port, threads=HTTP_THREADS,

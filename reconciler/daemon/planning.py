@@ -1,10 +1,15 @@
-"""When each calendar runs: first-pass spread, the shared due time, audits.
+"""When each calendar runs: first-pass spread, the shared due time, audits, the next run.
 
 Pure functions of the stored row and "now", so the schedule can be tested
 with freezegun and no scheduler. The database row is the schedule shared by
 every ``run`` process (``calendar.next_due``): a process whose job fires
 early (another process synced the calendar meanwhile) looks at the row and
 waits until the stored due time instead of syncing twice.
+
+:func:`decide` is the one decision of a calendar's job: before a pass,
+whether to sync (:func:`plan`); after it, when to run next and why, from how
+the look ended (:class:`Ended`). The job does the I/O and nothing else, so
+"when does this calendar run next" has one answer in one place.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.daemon.backoff import Delay, failure_delay
+from reconciler.intervals import Grid
 from reconciler.outcome import CalendarState
+from reconciler.schedule.spread import next_poll
 from reconciler.store.records import AccountState
 
 FIRST_PASS_SPREAD_MAX = 0.1  # DESIGN: first passes start at once, spread over <= 10% of the interval
 DUE_TOLERANCE = dt.timedelta(seconds=0.5)
+HOLDING = ("backoff", "needs_reauth")  # reasons during which "sync soon" requests wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +100,94 @@ def plan(row: CalendarState, account: AccountState | None, now: dt.datetime, *, 
             return Plan(True, "requested", audit=audit)
         return Plan(False, "not_due", wait_until=next_due)
     return Plan(True, "due", audit=audit)
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How one look at a calendar ended, as the job saw it.
+
+    ``kind``: ``synced`` (a pass succeeded), ``lease_held`` (another live
+    process syncs it), ``just_synced`` (another process finished a pass between
+    our look and our claim; ``stored_due`` is its due time), ``skipped`` (the
+    plan said not now; ``plan`` says why), ``failed`` (the pass raised
+    ``error``, the ``failures``-th failure in a row), ``error`` (the look
+    itself failed: the database, or a bug).
+    """
+
+    kind: str
+    plan: Plan | None = None
+    stored_due: dt.datetime | None = None
+    error: BaseException | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a calendar's job does: sync now or not, and when it runs next, and why.
+
+    Before a pass ``next_run`` is the due time stored with it (start to start);
+    after one it is when the job fires again (None: never, the calendar is
+    removed). ``hold``: "sync soon" requests wait until ``next_run`` (a failure
+    backoff or a parked account). ``delay`` is the wait after a failure (its
+    kind and length, for the log line).
+    """
+
+    sync: bool
+    reason: str
+    next_run: dt.datetime | None
+    audit: bool = False
+    probe: bool = False
+    hold: bool = False
+    delay: Delay | None = None
+
+
+def due_after(started: dt.datetime, interval: float, grid: Grid | None) -> dt.datetime:
+    """When the pass after one that started at ``started`` is due: start to start, or the
+    next point of the calendar's grid (may be in the past after a long pass)."""
+    if grid is None:
+        return started + dt.timedelta(seconds=interval)
+    return next_poll(started, interval, grid.phase, grid.max_interval)
+
+
+def decide(row: CalendarState | None, account: AccountState | None, now: dt.datetime,
+           interval: float, *,
+           started: dt.datetime, ended: Ended | None = None, first: bool = False,
+           process_started: dt.datetime, audit_interval: float = 0,
+           backoff_max: float = 3600.0, grid: Grid | None = None,
+           rand: Callable[[], float] = random.random) -> Decision:
+    """The decision of a calendar's job: before a pass (``ended`` None) or after a look.
+
+    ``row`` and ``account`` are the stored state as the job read it (``row`` may be
+    None only after a look that could not read it, ``Ended("error")``), ``now`` the
+    time of the decision, ``interval`` the calendar's interval (from
+    :func:`reconciler.intervals.interval_of`), ``started`` when the job's look
+    began (start-to-start: the next pass is due an interval after it; with an
+    adaptive ``grid``, on the calendar's next grid point instead).
+    """
+    due = due_after(started, interval, grid)
+    on_schedule = max(due, now)
+    if ended is None:
+        assert row is not None
+        chosen = plan(row, account, now, first=first, process_started=process_started,
+                      audit_interval=audit_interval)
+        if chosen.sync:
+            return Decision(True, chosen.reason, due,
+                            audit=chosen.audit, probe=chosen.probe)
+        ended = Ended("skipped", plan=chosen)
+    if ended.kind == "skipped":
+        assert ended.plan is not None
+        reason = ended.plan.reason
+        if reason == "removed":
+            return Decision(False, reason, None)
+        return Decision(False, reason, ended.plan.wait_until or on_schedule,
+                        hold=reason in HOLDING)
+    if ended.kind == "failed":
+        assert ended.error is not None
+        delay = failure_delay(ended.error, ended.failures, interval, backoff_max, rand)
+        return Decision(False, delay.reason, now + dt.timedelta(seconds=delay.seconds),
+                        hold=True, delay=delay)
+    if ended.kind == "just_synced":
+        return Decision(False, ended.kind, ended.stored_due or on_schedule)
+    if ended.kind == "error":
+        return Decision(False, ended.kind, now + dt.timedelta(seconds=interval))
+    return Decision(False, ended.kind, on_schedule)  # synced, lease_held

@@ -84,8 +84,10 @@ class Emulator:
         self.acl_generation = secrets.token_hex(4)
         self.revoked_refresh: set[str] = set()
         self.revoked_access: set[str] = set()
+        self.refused_subjects: set[str] = set()  # JWT grants for these answer unauthorized_client
         self.oauth = OAuthProvider(self.clock, default_user)
         self._log: list[RequestRecord] = []
+        self.token_requests: list[str] = []  # grant_type of every POST /token, in order
         self._empty_pages: dict[str | None, int] = {}
         self.base_url = ""
         self.host = ""
@@ -241,8 +243,11 @@ class Emulator:
 
     def oauth_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """The OAuth token endpoint: authorization-code, refresh-token and JWT-bearer grants
-        (access tokens expire on the emulator clock; see ``oauth.py``)."""
+        (access tokens expire on the emulator clock; see ``oauth.py``). Each request is
+        counted in ``token_requests``."""
         grant = form.get("grant_type", "")
+        with self.lock:
+            self.token_requests.append(grant)
         if grant == "authorization_code":
             return self.oauth.exchange_code(form)
         if grant == "refresh_token":
@@ -261,6 +266,10 @@ class Emulator:
             except (IndexError, ValueError):
                 return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}
             sub = claims.get("sub") or claims.get("iss")
+            if claims.get("sub") in self.refused_subjects:  # delegation not authorised
+                return 400, {"error": "unauthorized_client",
+                             "error_description": "Client is unauthorized to retrieve access "
+                                                  "tokens using this method."}
             token = f"{USER_TOKEN_PREFIX}{sub}" if sub else "emulator-access-" + secrets.token_hex(12)
         else:
             return 400, {

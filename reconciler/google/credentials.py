@@ -363,8 +363,11 @@ def load_credentials(account: str, path: Path | None, subject: str | None,
             _check_token_uri(account, path, info.get("token_uri"))
             if isinstance(info.get("token_uri"), str):
                 # google-auth ignores the file's token_uri; honour it (private
-                # deployments and the emulator's /token endpoint).
+                # deployments and the emulator's /token endpoint). Its copy drops
+                # the expiry: keep it, so an expired token is refreshed before use.
+                expiry = user.expiry
                 user = user.with_token_uri(info["token_uri"])
+                user.expiry = expiry
             user._store_path = path
             user._account = account
             check_permissions(path)

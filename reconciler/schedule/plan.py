@@ -4,8 +4,9 @@ and the fleet's replanning. Pure functions; the daemon calls them with rows it r
 * :func:`interval_of` is the one function that says how often a calendar is
   polled: the configured interval under ``schedule = "fixed"`` (today's
   behaviour), the planned one under ``"adaptive"`` once there is a plan.
-* :func:`next_due` is start-to-start under ``fixed`` and the calendar's phase
-  grid (:mod:`reconciler.schedule.spread`) under ``adaptive``.
+* the next due time is start-to-start under ``fixed`` and on the calendar's
+  phase grid (:mod:`reconciler.schedule.spread`) under ``adaptive``: see
+  :mod:`reconciler.intervals` and ``reconciler.daemon.planning.due_after``.
 * :func:`replan` turns the fleet's estimates into planned intervals: calendars
   no incremental pass has measured yet keep the configured interval and their
   share of the budget; the others share the rest by the square-root rule,
@@ -14,12 +15,10 @@ and the fleet's replanning. Pure functions; the daemon calls them with rows it r
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 
 from reconciler.schedule.allocate import budget_per_second, intervals
 from reconciler.schedule.estimate import Estimate, pooled_rate, prior_weight, shrunk
-from reconciler.schedule.spread import next_poll, phase
 
 
 def interval_of(configured: float, planned: float | None, adaptive: bool) -> float:
@@ -27,18 +26,6 @@ def interval_of(configured: float, planned: float | None, adaptive: bool) -> flo
     if adaptive and planned is not None and planned > 0:
         return planned
     return configured
-
-
-def next_due(calendar_id: str, started: dt.datetime, now: dt.datetime, interval: float, *,
-             adaptive: bool, max_interval: float | None = None) -> dt.datetime:
-    """When the calendar's next poll is due after a pass that started at ``started``.
-
-    Never in the past. ``fixed``: ``started + interval``. ``adaptive``: the next
-    point of the calendar's phase grid, at most ``max_interval`` after ``started``.
-    """
-    if not adaptive:
-        return max(started + dt.timedelta(seconds=interval), now)
-    return max(next_poll(started, interval, phase(calendar_id), max_interval), now)
 
 
 def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,

@@ -77,4 +77,23 @@ def mark_lost(account: str, calendar_id: str) -> None:
         & (AccountCalendar.calendar_key == key_of(calendar_id))).execute()
 
 
-__all__ = ["apply_calendar_list", "calendar_list_state", "mark_lost", "visible_calendars"]
+@map_db_errors()
+def primary_calendar_ids() -> list[str]:
+    """The resolved ``primary`` calendar id of every account that has one (``--calendar primary``)."""
+    query = Account.select(Account.primary_calendar_id).where(
+        Account.primary_calendar_id.is_null(False))
+    return [str(cid) for (cid,) in query.tuples()]
+
+
+@map_db_errors()
+def seen_by_an_account(calendar_ids: list[str]) -> set[str]:
+    """Which of ``calendar_ids`` some account's calendarList showed (they exist)."""
+    if not calendar_ids:
+        return set()
+    query = AccountCalendar.select(AccountCalendar.calendar_id).where(
+        AccountCalendar.calendar_key.in_([key_of(cid) for cid in calendar_ids]))
+    return {str(cid) for (cid,) in query.tuples()} & set(calendar_ids)
+
+
+__all__ = ["apply_calendar_list", "calendar_list_state", "mark_lost", "primary_calendar_ids",
+           "seen_by_an_account", "visible_calendars"]

@@ -204,7 +204,8 @@ def state_of(row: Calendar | CalendarRow) -> CalendarState:
         sync_requested_at=row.sync_requested_at,
         sync_request_seq=int(row.sync_request_seq or 0),
         consecutive_failures=int(row.consecutive_failures or 0), removed=bool(row.removed),
-        event_types=row.event_types, change_rate=float(row.change_rate or 0.0),
+        event_types=row.event_types, interval=row.interval,
+        change_rate=float(row.change_rate or 0.0),
         rate_weight=float(row.rate_weight or 0.0), planned_interval=row.planned_interval)
 
 

@@ -10,9 +10,10 @@ caller touches a model. Every function maps database errors.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from reconciler.schedule.plan import interval_of
 from reconciler.store.calendars import account_state
 from reconciler.store.channels import OPEN, channel_record
 from reconciler.store.dberrors import map_db_errors
@@ -118,19 +119,19 @@ def problem_accounts() -> list[AccountState]:
 
 
 @map_db_errors()
-def calendar_lags(default_interval: int, now: dt.datetime) -> list[CalendarLag]:
-    """Every live (not removed) calendar's lag, lease holder and failing flag."""
+def calendar_lags(interval: Callable[[Any], float], now: dt.datetime) -> list[CalendarLag]:
+    """Every live (not removed) calendar's lag, lease holder and failing flag; ``interval``
+    gives a row's interval (``run`` passes :func:`reconciler.intervals.interval_of`)."""
     rows = Calendar.select(Calendar.calendar_id, Calendar.account, Calendar.last_success,
                            Calendar.interval, Calendar.lease_owner,
                            Calendar.consecutive_failures, Calendar.planned_interval,
                            Calendar.change_rate).where(~Calendar.removed)
     lags = []
     for r in rows:
-        # A plan exists only under schedule = "adaptive" (a fixed `run` clears it).
-        interval = interval_of(r.interval or default_interval, r.planned_interval, True)
+        seconds = interval(r)
         lags.append(CalendarLag(str(r.calendar_id), str(r.account),
-                                lag_seconds(r.last_success, interval, now),
-                                r.lease_owner, bool(r.consecutive_failures), interval,
+                                lag_seconds(r.last_success, seconds, now),
+                                r.lease_owner, bool(r.consecutive_failures), seconds,
                                 (r.change_rate or 0.0) * 3600))
     return lags
 

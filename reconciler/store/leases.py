@@ -200,3 +200,13 @@ def holder_of(calendar_pk: int) -> str | None:
     """The current lease owner, for messages."""
     value = Calendar.select(Calendar.lease_owner).where(Calendar.id == calendar_pk).scalar()
     return str(value) if value else None
+
+
+@map_db_errors()
+def held_by(calendar_pk: int) -> tuple[str, dt.datetime | None] | None:
+    """(owner, since when) of the calendar's lease, for a "waiting for ..." line; None: free."""
+    row = (Calendar.select(Calendar.lease_owner, Calendar.lease_since)
+           .where(Calendar.id == calendar_pk).tuples().first())
+    if row is None or not row[0]:
+        return None
+    return str(row[0]), row[1]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from reconciler.config import load_config
-from reconciler.daemon import scheduler
+from reconciler.daemon import planning
 from reconciler.daemon.backoff import Delay
 from reconciler.daemon.scheduler import Daemon
 from reconciler.emulator import Emulator
@@ -155,14 +157,14 @@ def test_backoff_grows_on_failures_resets_on_success_and_spares_the_others(
         {"sync": {"interval": 1, "backoff_max": 4}}))
     # The scheduler's decisions, recorded as it makes them: (failures, delay, when decided).
     decisions: list[tuple[int, Delay, float]] = []
-    policy = scheduler.failure_delay
+    policy = planning.failure_delay
 
     def recorded(exc: BaseException, failures: int, *args: Any) -> Delay:
         delay = policy(exc, failures, *args)
         decisions.append((failures, delay, time.monotonic()))
         return delay
 
-    monkeypatch.setattr(scheduler, "failure_delay", recorded)
+    monkeypatch.setattr(planning, "failure_delay", recorded)
     with running_daemon(config, rand=lambda: 1.0):  # no jitter: delays are exactly 1, 2, 4, 4 (capped)
         wait_for(lambda: synced(sick, healthy), 10, "first passes")
         emu.inject_fault(sick, status=503, reason="backendError", count=1000,
@@ -239,8 +241,9 @@ def test_revoked_credentials_park_the_account_not_the_others(
         # Revoke alice's grant: her next request gets 401, the refresh gets invalid_grant.
         emu.revoke_refresh_token(f"emulator-user:{alice}")
         emu.revoke_access_token(json.loads(alice_token.read_text())["token"])
-        wait_for(lambda: Account.get(Account.name == "alice").state == "needs_reauth", 5,
-                 "alice parked")
+        # Parked by the failed pass, then given its retry time by the scheduler's decision.
+        wait_for(lambda: (parked := Account.get(Account.name == "alice")).state == "needs_reauth"
+                 and parked.next_auth_retry is not None, 5, "alice parked")
         parked_at = time.monotonic()
         account = Account.get(Account.name == "alice")
         assert account.next_auth_retry is not None
@@ -378,3 +381,34 @@ def test_metrics_and_healthz(calendar_emulator: Emulator, tmp_path: Path) -> Non
         assert 'reconciler_events_applied_total{kind="created"} 1.0' in text
         assert f'reconciler_calendar_lag_seconds{{account="ops",calendar="{cid}"}}' in text
         assert "reconciler_leases_held 0.0" in text
+
+
+def test_a_sighup_during_a_reload_is_applied_after_it(
+        calendar_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    emu = calendar_emulator
+    cid = group("reload")
+    emu.add_calendar(cid)
+    config = load(emu, write_daemon_config(tmp_path, db_url(tmp_path), [
+        {"name": "ops", "calendars": [cid]}], {"sync": {"interval": 600}}))
+    from reconciler.daemon import scheduler as scheduler_module
+
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+    real = scheduler_module.reload_config
+
+    def slow_reload(current: Any, path: Any) -> Any:
+        entered.release()
+        release.wait(10)  # the first reload is still running when the second SIGHUP comes
+        return real(current, path)
+
+    monkeypatch.setattr(scheduler_module, "reload_config", slow_reload)
+    caplog.set_level(logging.INFO, logger="reconciler.daemon")
+    with running_daemon(config, rand=lambda: 0.0) as daemon:
+        wait_for(lambda: synced(cid), 10, "first pass")
+        daemon.request_reload()
+        assert entered.acquire(timeout=10)
+        daemon.request_reload()  # during the first one
+        release.set()
+        wait_for(lambda: sum("config reloaded" in r.getMessage() for r in caplog.records) == 2,
+                 15, "both reloads applied")

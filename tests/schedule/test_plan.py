@@ -9,9 +9,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from reconciler.daemon.planning import next_after_pass
+from reconciler.daemon.planning import due_after, next_after_pass
+from reconciler.intervals import Grid
 from reconciler.schedule.estimate import MAX_WEIGHT
-from reconciler.schedule.plan import interval_of, next_due, replan
+from reconciler.schedule.plan import interval_of, replan
 
 starts = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1))
 
@@ -20,8 +21,16 @@ starts = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2
 def test_fixed_is_start_to_start_as_before(started: dt.datetime, interval: int,
                                            later: float) -> None:
     now = started + dt.timedelta(seconds=later)
-    assert next_due("c", started, now, interval, adaptive=False) == next_after_pass(
-        started, interval, now)
+    assert max(due_after(started, interval, None), now) == next_after_pass(started, interval, now)
+
+
+@given(starts, st.integers(min_value=1, max_value=3600), st.floats(min_value=0, max_value=1),
+       st.integers(min_value=1, max_value=7200))
+def test_adaptive_lands_on_the_grid_within_half_and_one_and_a_half_intervals(
+        started: dt.datetime, interval: int, phase: float, max_interval: int) -> None:
+    due = due_after(started, interval, Grid(phase, max_interval))
+    seconds = (due - started).total_seconds()
+    assert interval / 2 - 1e-6 <= seconds <= min(1.5 * interval, max(max_interval, interval)) + 1e-6
 
 
 def test_interval_of_uses_the_plan_only_when_adaptive() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.config import Config
 from reconciler.emulator import Emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.service import Service
 from reconciler.store.models import Calendar
 from reconciler.watch.runtime import WatchRuntime

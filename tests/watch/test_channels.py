@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from reconciler.emulator import Emulator
-from reconciler.oneshot import run_once
+from reconciler.once import run_once
 from reconciler.service import Service
 from reconciler.status import calendar_status, render_table
 from reconciler.store import calendars, leases

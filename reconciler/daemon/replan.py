@@ -1,0 +1,94 @@
+"""The adaptive schedule's control job in ``run``: the fleet's estimates -> planned intervals.
+
+Why a control job and rows: the budget is the fleet's (``min(N x 60 /
+interval, [quota] requests_per_minute)`` a minute for N calendars), and
+several ``run`` processes may share one database. Each process replans from
+every calendar's stored estimate and writes the planned intervals into the
+rows, so whichever process polls a calendar polls it on the same plan and the
+processes spend one budget together, not one each.
+
+A calendar whose interval shrank (it became busier) has its next poll brought
+forward to the new grid at once, instead of waiting out the old interval.
+Under ``schedule = "fixed"`` the job does not run, and a plan an adaptive run
+left behind is cleared at start, so status and metrics judge lag against the
+configured intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from reconciler.clock import utcnow
+from reconciler.config import Config
+from reconciler.daemon.causes import Causes
+from reconciler.daemon.planning import due_after
+from reconciler.daemon.roster import Roster
+from reconciler.errors import DatabaseUnavailable, ReconcilerError
+from reconciler.intervals import adaptive, grid_of
+from reconciler.schedule import plan as adaptive_plan
+from reconciler.store import schedule as schedule_rows
+
+log = logging.getLogger("reconciler.daemon")
+
+
+def replan_period(config: Config) -> float:
+    """Seconds between two replans: a quarter of the interval (at least one second)."""
+    return max(1.0, config.sync.interval / 4)
+
+
+class Replanner:
+    """Replans the fleet from the database and brings busier calendars' polls forward."""
+
+    def __init__(self, roster: Roster, config: Callable[[], Config], causes: Causes,
+                 stop_event: threading.Event) -> None:
+        self.roster = roster
+        self._config = config
+        self.causes = causes
+        self.stop_event = stop_event
+
+    def start(self) -> None:
+        """At start under ``fixed``: forget any plan an adaptive run left in the rows."""
+        if not adaptive(self._config()):
+            schedule_rows.clear_planned_intervals()
+
+    def __call__(self) -> None:
+        """One replanning step (a control job; a failure is logged and retried next time)."""
+        config = self._config()
+        if self.stop_event.is_set() or not adaptive(config):
+            return
+        try:
+            rows = schedule_rows.fleet_estimates()
+            plan = adaptive_plan.replan(((r.pk, r.rate, r.weight) for r in rows),
+                                        interval=config.sync.interval,
+                                        requests_per_minute=config.quota.requests_per_minute,
+                                        bounds=config.sync.interval_bounds)
+            schedule_rows.write_planned_intervals(schedule_rows.moved(rows, plan))
+        except DatabaseUnavailable as exc:
+            self.causes.database_lost(exc)
+            return
+        except ReconcilerError as exc:
+            log.warning("adaptive schedule: could not replan: %s", exc)
+            return
+        self._bring_forward(plan, config)
+
+    def _bring_forward(self, plan: dict[int, float | None], config: Config) -> None:
+        now = utcnow()
+        for job in self.roster.jobs():
+            if job.pk not in plan or job.running or job.last_started is None:
+                continue
+            if job.hold_until is not None and job.hold_until > now:
+                continue  # a backoff or a parked account keeps its wait
+            interval = plan[job.pk] or float(job.interval)
+            if interval >= job.last_interval:
+                continue
+            job.last_interval = interval
+            sooner = max(due_after(job.last_started, interval, grid_of(job.calendar_id, config)),
+                         now)
+            scheduled = self.roster.next_run_time(job)
+            if scheduled is not None and sooner < scheduled:
+                self.roster.reschedule(job, sooner)
+
+
+__all__ = ["Replanner", "replan_period"]
