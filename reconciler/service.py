@@ -166,7 +166,8 @@ class Service:
         if engine is None:
             engine = engines[account] = CalendarSync(self.pool.for_account(account),
                                                      self.config.sync,
-                                                     history=self.config.store.history)
+                                                     history=self.config.store.history,
+                                                     occurrence_days=self.config.store.days())
             with self._engines_lock:
                 self._engines.append(engine)
         return engine

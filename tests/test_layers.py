@@ -11,7 +11,7 @@ floor below it; every ``import`` counts, also inside functions and under
 4. ``engine``   ``engine``, ``discovery``: one calendar's listing
 5. ``io``       ``store``, ``google``: the database and the Calendar API
 6. ``leaf``     ``config``, ``clock``, ``eventfields``, ``logsetup``, ``process``, ``suggest``,
-                ``outcome``, ``planner``, ``dburl``: small modules with one job
+                ``outcome``, ``planner``, ``dburl``, ``recurrence``: small modules with one job
 7. ``core``     ``reconcile``, ``errors`` and the package root
 
 The emulator (``reconciler.emulator``) is a separate tool: it imports nothing
@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("io", ("reconciler.store", "reconciler.google")),
     ("leaf", ("reconciler.config", "reconciler.clock", "reconciler.eventfields",
               "reconciler.logsetup", "reconciler.process", "reconciler.suggest",
-              "reconciler.outcome", "reconciler.dburl")),
+              "reconciler.outcome", "reconciler.dburl", "reconciler.recurrence")),
     ("core", ("reconciler.reconcile", "reconciler.errors", "reconciler")),
 ]
 EMULATOR = "reconciler.emulator"
@@ -140,4 +140,5 @@ def test_the_checker_sees_what_it_must() -> None:
     assert floor("reconciler.cli.read") == 0 and floor("reconciler.errors") == len(LAYERS) - 1
     assert floor("reconciler.store.db") > floor("reconciler.engine") > floor("reconciler.service")
     assert floor("reconciler") == len(LAYERS) - 1 and floor("reconciler.daemon.quota") == 2
+    assert floor("reconciler.recurrence.google") == floor("reconciler.dburl")
     assert floor("somewhere.else") is None

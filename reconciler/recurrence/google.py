@@ -1,0 +1,372 @@
+"""Map Google's event fields onto RFC 5545 expansion (python-dateutil), purely.
+
+Why one module: every consumer of the mirror that wants "what happens between
+A and B" would otherwise re-implement RRULE, EXDATE, RDATE, time zones across
+daylight-saving changes and Google's exceptions. Here is the one mapping:
+
+* ``start.dateTime`` is the instant (its offset is trusted when it disagrees
+  with ``timeZone``); ``start.timeZone`` is the zone whose wall clock the
+  series keeps across DST changes. A wall time that falls in a DST gap takes
+  the offset before the gap (RFC 5545 3.3.5). Without ``timeZone`` the offset
+  of ``dateTime`` is the zone.
+* ``recurrence`` lines: ``RRULE``/``EXRULE`` (every rule part dateutil knows:
+  FREQ, INTERVAL, COUNT, UNTIL, BYDAY with ordinals, BYMONTHDAY, BYSETPOS,
+  WKST, ...), ``RDATE``/``EXDATE`` with ``TZID=``, ``VALUE=DATE`` or UTC
+  values, comma-separated. ``UNTIL`` may be a UTC date-time, a floating
+  date-time (read in the event's zone) or a date (the whole day, inclusive).
+* an occurrence lasts as long as the master (its wall-clock length, as both
+  reference implementations compute it); all-day occurrences keep the
+  master's number of days.
+* exceptions (rows with ``recurringEventId``) replace the occurrence at their
+  ``originalStartTime`` (or with their id); a cancelled one removes it.
+* instance ids are Google's: ``<series>_<YYYYMMDD>`` (all-day) and
+  ``<series>_<YYYYMMDDTHHMMSSZ>`` (timed, the original start in UTC).
+
+Windows are half-open UTC ranges ``[lo, hi)``; an all-day occurrence spans
+UTC midnights of its dates (the emulator's reading; see docs/agenda.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrule, rruleset, rrulestr
+
+CANCELLED = "cancelled"
+# A series that would yield more occurrences than this inside one window (a
+# MINUTELY rule over a year) is cut there: Google refuses such rules anyway.
+MAX_PER_SERIES = 5000
+
+Moment = datetime | date
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One occurrence: the times are UTC-aware datetimes, or dates when ``all_day``."""
+
+    series_id: str
+    instance_id: str
+    start: Moment
+    end: Moment
+    all_day: bool
+    status: str
+    from_exception: bool
+    summary: str | None
+
+    @property
+    def start_utc(self) -> datetime:
+        return as_instant(self.start)
+
+    @property
+    def end_utc(self) -> datetime:
+        return as_instant(self.end)
+
+
+def as_instant(value: Moment) -> datetime:
+    """A date as its UTC midnight; a datetime as itself in UTC."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def overlaps(start: datetime, end: datetime, lo: datetime, hi: datetime) -> bool:
+    """Whether ``[start, end)`` meets ``[lo, hi)``; an empty span counts at its start.
+
+    The same rule as ``timeMin``/``timeMax`` on ``events.list``: the start is
+    before ``hi`` and the end after ``lo``.
+    """
+    if start >= hi:
+        return False
+    return end > lo or (end <= start and start >= lo)
+
+
+def series_id_of(resource: dict[str, Any]) -> str:
+    """The series an event row belongs to: its ``recurringEventId``, else its own id."""
+    parent = resource.get("recurringEventId")
+    return str(parent) if isinstance(parent, str) and parent else str(resource.get("id", ""))
+
+
+def is_series(resource: dict[str, Any]) -> bool:
+    """Whether the row is a recurring master (it holds ``recurrence`` lines)."""
+    lines = resource.get("recurrence")
+    return isinstance(lines, list) and any(isinstance(x, str) for x in lines)
+
+
+def instance_id(series_id: str, original: Moment) -> str:
+    """Google's id of the instance whose original start is ``original``."""
+    if isinstance(original, datetime):
+        return f"{series_id}_{original.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return f"{series_id}_{original:%Y%m%d}"
+
+
+# -- times ------------------------------------------------------------------
+
+
+def _zone(name: Any) -> tzinfo | None:
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _parse_datetime(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+
+
+def parse_time(obj: Any) -> tuple[Moment | None, tzinfo | None]:
+    """A ``start``/``end``/``originalStartTime`` object: (moment, zone for its wall clock)."""
+    if not isinstance(obj, dict):
+        return None, None
+    if isinstance(obj.get("dateTime"), str):
+        value = _parse_datetime(obj["dateTime"])
+        if value is None:
+            return None, None
+        zone = _zone(obj.get("timeZone"))
+        return (value.astimezone(zone) if zone else value), (zone or value.tzinfo)
+    if isinstance(obj.get("date"), str):
+        return _parse_date(obj["date"]), None
+    return None, None
+
+
+def _span(resource: dict[str, Any]) -> tuple[Moment, Moment, tzinfo | None] | None:
+    """(start, end, zone) of a resource; the end defaults to the start."""
+    start, zone = parse_time(resource.get("start"))
+    if start is None:
+        return None
+    end, _ = parse_time(resource.get("end"))
+    if end is None or isinstance(end, datetime) != isinstance(start, datetime):
+        end = start
+    return start, end, zone
+
+
+# -- recurrence lines ---------------------------------------------------------
+
+
+def _split_line(line: str) -> tuple[str, dict[str, str], str]:
+    head, _, value = line.strip().partition(":")
+    name, *params = head.split(";")
+    parsed = {}
+    for p in params:
+        key, _, val = p.partition("=")
+        parsed[key.strip().upper()] = val.strip().strip('"')
+    return name.strip().upper(), parsed, value.strip()
+
+
+def _stamp(text: str, params: dict[str, str], zone: tzinfo | None) -> Moment | None:
+    """One RDATE/EXDATE/UNTIL value: a date, a UTC instant, or wall time in TZID/``zone``."""
+    text = text.strip().upper()
+    try:
+        if params.get("VALUE") == "DATE" or "T" not in text:
+            return datetime.strptime(text[:8], "%Y%m%d").date()
+        if text.endswith("Z"):
+            return datetime.strptime(text[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        naive = datetime.strptime(text[:15], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    return naive.replace(tzinfo=_zone(params.get("TZID")) or zone or UTC)
+
+
+def _rule_text(value: str, all_day: bool, zone: tzinfo | None) -> str:
+    """The RRULE value with UNTIL in the form dateutil needs for this DTSTART."""
+    parts = []
+    for part in value.split(";"):
+        key, _, val = part.partition("=")
+        if key.strip().upper() != "UNTIL":
+            if part.strip():
+                parts.append(part.strip())
+            continue
+        until = _stamp(val, {}, zone)
+        if until is None:
+            continue
+        if all_day:
+            day = until.date() if isinstance(until, datetime) else until
+            parts.append(f"UNTIL={day:%Y%m%d}T000000")
+        else:
+            if not isinstance(until, datetime):  # a date: the whole day, in the event's zone
+                until = datetime.combine(until, time(23, 59, 59), zone or UTC)
+            parts.append(f"UNTIL={until.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+    return ";".join(parts)
+
+
+@dataclass(slots=True)
+class _Rules:
+    """A master's recurrence: dateutil's set, plus EXDATE dates that hit timed series."""
+
+    rules: rruleset
+    ex_days: set[date]
+
+
+def _local(value: Moment, start: Moment, zone: tzinfo | None) -> datetime:
+    """An RDATE/EXDATE value in the expansion's own terms (naive for all-day series)."""
+    if isinstance(start, datetime):
+        if isinstance(value, datetime):
+            return value.astimezone(zone) if zone else value
+        return datetime.combine(value, start.timetz())
+    day = value.date() if isinstance(value, datetime) else value
+    return datetime(day.year, day.month, day.day)
+
+
+def _rules(lines: Iterable[Any], start: Moment, zone: tzinfo | None) -> _Rules:
+    all_day = not isinstance(start, datetime)
+    dtstart = start if isinstance(start, datetime) else datetime(start.year, start.month, start.day)
+    out = _Rules(rruleset(), set())
+    has_rule = False
+    for line in lines:
+        if not isinstance(line, str):
+            continue
+        name, params, value = _split_line(line)
+        if name in ("RRULE", "EXRULE"):
+            try:
+                rule = rrulestr(_rule_text(value, all_day, zone), dtstart=dtstart)
+            except (ValueError, TypeError):
+                continue  # a rule dateutil cannot read adds nothing
+            if not isinstance(rule, rrule):
+                continue
+            if name == "RRULE":
+                out.rules.rrule(rule)
+                has_rule = True
+            else:
+                out.rules.exrule(rule)
+        elif name in ("RDATE", "EXDATE"):
+            if params.get("VALUE") == "PERIOD":
+                continue
+            for text in value.split(","):
+                stamp = _stamp(text, params, zone)
+                if stamp is None:
+                    continue
+                if name == "EXDATE" and not all_day and not isinstance(stamp, datetime):
+                    out.ex_days.add(stamp)  # a date on a timed series: that local day
+                    continue
+                local = _local(stamp, start, zone)
+                if name == "RDATE":
+                    out.rules.rdate(local)
+                    has_rule = True
+                else:
+                    out.rules.exdate(local)
+    if not has_rule:  # recurrence lines with no rule: the master's own start only
+        out.rules.rdate(dtstart)
+    return out
+
+
+def _originals(master: dict[str, Any], start: Moment, end: Moment, zone: tzinfo | None,
+               lo: datetime, hi: datetime) -> Iterator[tuple[Moment, Moment]]:
+    """(original start, end) of each rule occurrence of ``master`` meeting ``[lo, hi)``."""
+    rules = _rules(master.get("recurrence") or [], start, zone)
+    count = 0
+    if isinstance(start, datetime):
+        length = end - start
+        # Occurrences that begin up to one length (and a day of zone slack) before lo.
+        after = (lo - length - timedelta(days=1)).astimezone(zone or UTC)
+        before = (hi + timedelta(days=1)).astimezone(zone or UTC)
+        for occ in rules.rules.xafter(after, inc=True):
+            if occ > before or count >= MAX_PER_SERIES:
+                return
+            if rules.ex_days and occ.date() in rules.ex_days:
+                continue
+            occ_end = (occ + length).astimezone(UTC)  # wall-clock length in the zone
+            if overlaps(occ.astimezone(UTC), occ_end, lo, hi):
+                count += 1
+                yield occ, occ_end
+        return
+    days = end - start  # type: ignore[operator]
+    lo_day = datetime(lo.year, lo.month, lo.day) - days - timedelta(days=1)
+    hi_day = datetime(hi.year, hi.month, hi.day) + timedelta(days=1)
+    for occ in rules.rules.xafter(lo_day, inc=True):
+        if occ > hi_day or count >= MAX_PER_SERIES:
+            return
+        first = occ.date()
+        last = first + days
+        if overlaps(as_instant(first), as_instant(last), lo, hi):
+            count += 1
+            yield first, last
+
+
+def _original_key(resource: dict[str, Any]) -> datetime | None:
+    """The UTC instant of an exception's ``originalStartTime`` (dates: UTC midnight)."""
+    moment, _ = parse_time(resource.get("originalStartTime"))
+    return None if moment is None else as_instant(moment)
+
+
+def _status(resource: dict[str, Any]) -> str:
+    status = resource.get("status")
+    return status if isinstance(status, str) and status else "confirmed"
+
+
+def _summary(resource: dict[str, Any]) -> str | None:
+    summary = resource.get("summary")
+    return summary if isinstance(summary, str) else None
+
+
+def _own(resource: dict[str, Any], series: str, from_exception: bool,
+         lo: datetime, hi: datetime) -> Occurrence | None:
+    """A single event or an exception as its own occurrence, when it meets the window."""
+    span = _span(resource)
+    if span is None or _status(resource) == CANCELLED:
+        return None
+    start, end, _ = span
+    s, e = as_instant(start), as_instant(end)
+    if not overlaps(s, e, lo, hi):
+        return None
+    if isinstance(start, datetime):
+        start, end = s, e
+    return Occurrence(series, str(resource.get("id", "")), start, end,
+                      not isinstance(start, datetime), _status(resource), from_exception,
+                      _summary(resource))
+
+
+def expand_series(master: dict[str, Any] | None, exceptions: Iterable[dict[str, Any]],
+                  lo: datetime, hi: datetime) -> list[Occurrence]:
+    """Every occurrence of one series (or one single event) meeting ``[lo, hi)``, by start.
+
+    ``master`` is the series row (None when only exceptions are stored: an
+    exception that arrived before its parent still shows itself), or a single
+    event. ``exceptions`` are the rows whose ``recurringEventId`` is the
+    series. Cancelled rows contribute nothing; a cancelled master none of its
+    rule occurrences.
+    """
+    excs = [x for x in exceptions if isinstance(x, dict)]
+    out: list[Occurrence] = []
+    replaced_keys = {k for k in (_original_key(x) for x in excs) if k is not None}
+    replaced_ids = {str(x.get("id")) for x in excs}
+    series = series_id_of(master) if master is not None else (
+        series_id_of(excs[0]) if excs else "")
+    if master is not None and _status(master) != CANCELLED:
+        if not is_series(master):
+            own = _own(master, series, False, lo, hi)
+            out.extend([own] if own else [])
+        else:
+            span = _span(master)
+            if span is not None:
+                start, end, zone = span
+                for first, last in _originals(master, start, end, zone, lo, hi):
+                    iid = instance_id(series, first)
+                    if as_instant(first) in replaced_keys or iid in replaced_ids:
+                        continue
+                    out.append(Occurrence(series, iid,
+                                          first.astimezone(UTC) if isinstance(first, datetime)
+                                          else first, last, isinstance(start, date)
+                                          and not isinstance(start, datetime),
+                                          _status(master), False, _summary(master)))
+    for exc in excs:
+        own = _own(exc, series, True, lo, hi)
+        if own is not None:
+            out.append(own)
+    out.sort(key=lambda o: (o.start_utc, o.instance_id))
+    return out
