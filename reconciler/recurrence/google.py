@@ -115,12 +115,13 @@ def _zone(name: Any) -> tzinfo | None:
         return None
 
 
-def _parse_datetime(text: str) -> datetime | None:
+def _parse_datetime(text: str, zone: tzinfo | None) -> datetime | None:
+    """An RFC 3339 date-time; one without an offset is wall time in ``zone`` (else UTC)."""
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=zone or UTC)
 
 
 def _parse_date(text: str) -> date | None:
@@ -135,10 +136,10 @@ def parse_time(obj: Any) -> tuple[Moment | None, tzinfo | None]:
     if not isinstance(obj, dict):
         return None, None
     if isinstance(obj.get("dateTime"), str):
-        value = _parse_datetime(obj["dateTime"])
+        zone = _zone(obj.get("timeZone"))
+        value = _parse_datetime(obj["dateTime"], zone)
         if value is None:
             return None, None
-        zone = _zone(obj.get("timeZone"))
         return (value.astimezone(zone) if zone else value), (zone or value.tzinfo)
     if isinstance(obj.get("date"), str):
         return _parse_date(obj["date"]), None

@@ -399,3 +399,33 @@ def stored_rows(calendar_pk: int) -> list[Occurrence]:
     """Every stored occurrence of one calendar, by start (for tests and audits)."""
     return [occ for _, occ in read_range([calendar_pk], dt.datetime(1, 1, 2, tzinfo=UTC),
                                          dt.datetime(9999, 12, 30, tzinfo=UTC))]
+
+
+@map_db_errors()
+def calendar_ids() -> dict[int, str]:
+    """Every mirrored calendar: primary key -> calendar id."""
+    query = Calendar.select(Calendar.id, Calendar.calendar_id).order_by(Calendar.calendar_id)
+    return {int(pk): str(cid) for pk, cid in query.tuples()}
+
+
+@map_db_errors()
+def occurrences_between(calendar_pks: Sequence[int], lo: dt.datetime,
+                        hi: dt.datetime) -> list[tuple[int, Occurrence]]:
+    """Every occurrence overlapping ``[lo, hi)`` of the given calendars, by start.
+
+    A calendar whose stored window holds the range is read from the table;
+    any other (a range reaching outside the window, occurrences switched off)
+    is expanded from its stored rows with the same code that fills the table.
+    """
+    inside: list[int] = []
+    out: list[tuple[int, Occurrence]] = []
+    for pk in calendar_pks:
+        window = stored_window(pk)
+        if window is not None and window.start <= lo and hi <= window.end:
+            inside.append(pk)
+        else:
+            out.extend((pk, occ) for occ in expected(pk, Window(lo, hi)))
+    if inside:
+        out.extend(read_range(inside, lo, hi))
+    out.sort(key=lambda item: (item[1].start_utc, item[1].instance_id, item[0]))
+    return out
