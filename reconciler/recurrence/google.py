@@ -14,9 +14,9 @@ daylight-saving changes and Google's exceptions. Here is the one mapping:
   WKST, ...), ``RDATE``/``EXDATE`` with ``TZID=``, ``VALUE=DATE`` or UTC
   values, comma-separated. ``UNTIL`` may be a UTC date-time, a floating
   date-time (read in the event's zone) or a date (the whole day, inclusive).
-* an occurrence lasts as long as the master (its wall-clock length, as both
-  reference implementations compute it); all-day occurrences keep the
-  master's number of days.
+* an occurrence lasts exactly as long as the master (RFC 5545 3.8.5.3: "the
+  same exact duration"), also when it spans a DST change; all-day
+  occurrences keep the master's number of days.
 * exceptions (rows with ``recurringEventId``) replace the occurrence at their
   ``originalStartTime`` (or with their id); a cancelled one removes it.
 * instance ids are Google's: ``<series>_<YYYYMMDD>`` (all-day) and
@@ -224,11 +224,25 @@ def _local(value: Moment, start: Moment, zone: tzinfo | None) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
+def _counting_dtstart(rule: rrule, dtstart: datetime) -> rrule | None:
+    """The rule with DTSTART counted as its first occurrence (RFC 5545 3.3.10, COUNT).
+
+    When DTSTART is not itself an occurrence of a COUNT rule, dateutil would
+    still generate COUNT others; RFC 5545 counts DTSTART in. None: nothing left.
+    """
+    count = getattr(rule, "_count", None)
+    if not count:
+        return rule
+    first = rule.after(dtstart, inc=True)
+    if first == dtstart:
+        return rule
+    return rule.replace(count=count - 1) if count > 1 else None
+
+
 def _rules(lines: Iterable[Any], start: Moment, zone: tzinfo | None) -> _Rules:
     all_day = not isinstance(start, datetime)
     dtstart = start if isinstance(start, datetime) else datetime(start.year, start.month, start.day)
     out = _Rules(rruleset(), set())
-    has_rule = False
     for line in lines:
         if not isinstance(line, str):
             continue
@@ -240,9 +254,11 @@ def _rules(lines: Iterable[Any], start: Moment, zone: tzinfo | None) -> _Rules:
                 continue  # a rule dateutil cannot read adds nothing
             if not isinstance(rule, rrule):
                 continue
+            rule = _counting_dtstart(rule, dtstart)
+            if rule is None:
+                continue
             if name == "RRULE":
                 out.rules.rrule(rule)
-                has_rule = True
             else:
                 out.rules.exrule(rule)
         elif name in ("RDATE", "EXDATE"):
@@ -258,11 +274,11 @@ def _rules(lines: Iterable[Any], start: Moment, zone: tzinfo | None) -> _Rules:
                 local = _local(stamp, start, zone)
                 if name == "RDATE":
                     out.rules.rdate(local)
-                    has_rule = True
                 else:
                     out.rules.exdate(local)
-    if not has_rule:  # recurrence lines with no rule: the master's own start only
-        out.rules.rdate(dtstart)
+    # RFC 5545 3.8.5.3: DTSTART is always the first instance, whether or not the
+    # rule matches it (dateutil's rrule alone would leave an unsynchronized one out).
+    out.rules.rdate(dtstart)
     return out
 
 
@@ -272,7 +288,7 @@ def _originals(master: dict[str, Any], start: Moment, end: Moment, zone: tzinfo 
     rules = _rules(master.get("recurrence") or [], start, zone)
     count = 0
     if isinstance(start, datetime):
-        length = end - start
+        length = as_instant(end) - as_instant(start)  # exact (RFC 5545 3.8.5.3)
         # Occurrences that begin up to one length (and a day of zone slack) before lo.
         after = (lo - length - timedelta(days=1)).astimezone(zone or UTC)
         before = (hi + timedelta(days=1)).astimezone(zone or UTC)
@@ -281,7 +297,7 @@ def _originals(master: dict[str, Any], start: Moment, end: Moment, zone: tzinfo 
                 return
             if rules.ex_days and occ.date() in rules.ex_days:
                 continue
-            occ_end = (occ + length).astimezone(UTC)  # wall-clock length in the zone
+            occ_end = occ.astimezone(UTC) + length  # the same exact duration for every one
             if overlaps(occ.astimezone(UTC), occ_end, lo, hi):
                 count += 1
                 yield occ, occ_end

@@ -36,7 +36,8 @@ import peewee
 from reconciler.eventfields import SUMMARY_CHARS, clean_text, stored_id
 from reconciler.recurrence import Occurrence, expand_series, series_id_of
 from reconciler.store.bulk import write_many
-from reconciler.store.dberrors import map_db_errors
+from reconciler.store.db import write_transaction
+from reconciler.store.dberrors import map_db_errors, retry_conflicts
 from reconciler.store.models import BaseModel, Calendar, Event, database_proxy, key_of
 
 if TYPE_CHECKING:
@@ -284,6 +285,7 @@ def stored_window(calendar_pk: int) -> Window | None:
 
 
 @map_db_errors()
+@retry_conflicts()
 def ensure_window(calendar_pk: int, window: Window) -> None:
     """Make the calendar's rows cover ``window``: build, roll forward, or nothing.
 
@@ -296,8 +298,7 @@ def ensure_window(calendar_pk: int, window: Window) -> None:
     known = _known()
     if known.get(calendar_pk) == window:
         return
-    db = database_proxy.obj
-    with db.atomic():
+    with write_transaction(database_proxy.obj):  # IMMEDIATE on SQLite: it reads, then writes
         old = stored_window(calendar_pk)
         if old != window:
             if old is None or window.start < old.start or window.end < old.end \
@@ -310,12 +311,13 @@ def ensure_window(calendar_pk: int, window: Window) -> None:
 
 
 @map_db_errors()
+@retry_conflicts()
 def disable(calendar_pk: int) -> None:
     """Occurrences switched off: drop the calendar's rows and window (once per process)."""
     known = _known()
     if calendar_pk in known and known[calendar_pk] is None:
         return
-    with database_proxy.obj.atomic():
+    with write_transaction(database_proxy.obj):
         _Occurrence.delete().where(_Occurrence.calendar == calendar_pk).execute()
         _Window.delete().where(_Window.calendar == calendar_pk).execute()
     known[calendar_pk] = None
