@@ -173,6 +173,16 @@ def _assert_exact_durations(master: dict[str, Any]) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(simple_series(), st.integers(0, 700), st.integers(1, 400))
+def test_the_date_arithmetic_path_equals_dateutils(master: dict[str, Any], offset: int,
+                                                  days: int) -> None:
+    """Plain DAILY/WEEKLY series skip dateutil (the bulk of a calendar): same answer."""
+    lo = _as_utc(_moment(master["start"])) + dt.timedelta(days=offset - 3, hours=offset % 24)
+    hi = lo + dt.timedelta(days=days)
+    assert expand_series(master, [], lo, hi) == expand_series(master, [], lo, hi, fast=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(simple_series(), st.integers(0, 700), st.integers(1, 60))
 def test_any_window_is_a_slice_of_the_whole(master: dict[str, Any], offset: int,
                                            days: int) -> None:

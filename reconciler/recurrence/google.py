@@ -99,7 +99,9 @@ def is_series(resource: dict[str, Any]) -> bool:
 def instance_id(series_id: str, original: Moment) -> str:
     """Google's id of the instance whose original start is ``original``."""
     if isinstance(original, datetime):
-        return f"{series_id}_{original.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        u = original.astimezone(UTC)
+        return (f"{series_id}_{u.year:04d}{u.month:02d}{u.day:02d}"
+                f"T{u.hour:02d}{u.minute:02d}{u.second:02d}Z")
     return f"{series_id}_{original:%Y%m%d}"
 
 
@@ -282,26 +284,157 @@ def _rules(lines: Iterable[Any], start: Moment, zone: tzinfo | None) -> _Rules:
     return out
 
 
+_DAY_INDEX = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
+
+
+@dataclass(slots=True)
+class _Simple:
+    """A DAILY or WEEKLY rule with plain parts: stepped by date arithmetic, not dateutil."""
+
+    weekly: bool
+    interval: int
+    count: int | None
+    until: datetime | None  # UTC
+    weekdays: list[int]
+    ex_instants: set[datetime]
+    ex_days: set[date]
+
+
+def _simple(lines: Iterable[Any], start: datetime, zone: tzinfo | None) -> _Simple | None:
+    """The series as a :class:`_Simple`, when it is one (most series are): else None.
+
+    Simple: one RRULE with FREQ DAILY or WEEKLY and only INTERVAL, COUNT, UNTIL,
+    plain BYDAY (weekly, holding DTSTART's day) and WKST=MO (or an interval of
+    1), plus EXDATEs. tests/test_recurrence.py checks it against dateutil.
+    """
+    rule: dict[str, str] | None = None
+    ex_instants: set[datetime] = set()
+    ex_days: set[date] = set()
+    for line in lines:
+        if not isinstance(line, str):
+            continue
+        name, params, value = _split_line(line)
+        if name == "RRULE" and rule is None:
+            rule = {}
+            for part in value.split(";"):
+                key, _, val = part.partition("=")
+                if key.strip():
+                    rule[key.strip().upper()] = val.strip().upper()
+        elif name == "EXDATE" and params.get("VALUE") != "PERIOD":
+            for text in value.split(","):
+                stamp = _stamp(text, params, zone)
+                if isinstance(stamp, datetime):
+                    ex_instants.add(stamp.astimezone(UTC))
+                elif stamp is not None:
+                    ex_days.add(stamp)
+        else:
+            return None
+    if rule is None or not set(rule) <= {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "WKST"}:
+        return None
+    freq = rule.get("FREQ")
+    try:
+        interval = int(rule.get("INTERVAL", "1"))
+        count = int(rule["COUNT"]) if "COUNT" in rule else None
+    except ValueError:
+        return None
+    if freq not in ("DAILY", "WEEKLY") or interval < 1 or (count is not None and count < 1):
+        return None
+    if "BYDAY" in rule and (freq != "WEEKLY" or any(d not in _DAY_INDEX
+                                                    for d in rule["BYDAY"].split(","))):
+        return None
+    if freq == "WEEKLY" and interval > 1 and rule.get("WKST", "MO") != "MO":
+        return None
+    weekdays = sorted({_DAY_INDEX[d] for d in rule.get("BYDAY", "").split(",") if d}
+                      or {start.weekday()})
+    if freq == "WEEKLY" and start.weekday() not in weekdays:
+        return None  # DTSTART off the rule: dateutil's path adds it and counts it
+    until = None
+    if "UNTIL" in rule:
+        text = _rule_text(f"UNTIL={rule['UNTIL']}", False, zone)
+        if not text:
+            return None
+        until = datetime.strptime(text[6:], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return _Simple(freq == "WEEKLY", interval, count, until, weekdays, ex_instants, ex_days)
+
+
+def _simple_starts(rule: _Simple, start: datetime, zone: tzinfo | None,
+                   after: date) -> Iterator[datetime]:
+    """The rule's occurrences (local, aware) from about ``after`` on, EXDATEs left out."""
+    tz = zone or start.tzinfo
+    wall = start.time()
+    first_day = start.date()
+    if rule.weekly:
+        week0 = first_day - timedelta(days=first_day.weekday())
+        step = 7 * rule.interval
+        in_first = [wd for wd in rule.weekdays if wd >= first_day.weekday()]
+        j = max(0, (after - week0).days // step - 1)
+        index = 0 if j == 0 else len(in_first) + (j - 1) * len(rule.weekdays)
+        while True:
+            for wd in (in_first if j == 0 else rule.weekdays):
+                day = week0 + timedelta(days=step * j + wd)
+                if rule.count is not None and index >= rule.count:
+                    return
+                index += 1
+                occ = start if day == first_day else datetime.combine(day, wall, tz)
+                if rule.until is not None and occ.astimezone(UTC) > rule.until:
+                    return
+                if not _excluded(rule, occ):
+                    yield occ
+            j += 1
+    k = max(0, (after - first_day).days // rule.interval - 1)
+    while rule.count is None or k < rule.count:
+        day = first_day + timedelta(days=k * rule.interval)
+        occ = start if k == 0 else datetime.combine(day, wall, tz)
+        if rule.until is not None and occ.astimezone(UTC) > rule.until:
+            return
+        if not _excluded(rule, occ):
+            yield occ
+        k += 1
+
+
+def _excluded(rule: _Simple, occ: datetime) -> bool:
+    return bool((rule.ex_instants and occ.astimezone(UTC) in rule.ex_instants)
+                or (rule.ex_days and occ.date() in rule.ex_days))
+
+
+def _timed_starts(master: dict[str, Any], start: datetime, zone: tzinfo | None,
+                  after: datetime, fast: bool) -> Iterator[datetime]:
+    """The rule occurrences of a timed series from ``after`` on (local, aware, ascending)."""
+    lines = master.get("recurrence") or []
+    simple = _simple(lines, start, zone) if fast else None
+    if simple is not None:
+        yield from _simple_starts(simple, start, zone, after.date())
+        return
+    rules = _rules(lines, start, zone)
+    for occ in rules.rules.xafter(after, inc=True):
+        if not (rules.ex_days and occ.date() in rules.ex_days):
+            yield occ
+
+
 def _originals(master: dict[str, Any], start: Moment, end: Moment, zone: tzinfo | None,
-               lo: datetime, hi: datetime) -> Iterator[tuple[Moment, Moment]]:
-    """(original start, end) of each rule occurrence of ``master`` meeting ``[lo, hi)``."""
-    rules = _rules(master.get("recurrence") or [], start, zone)
+               lo: datetime, hi: datetime, fast: bool = True) -> Iterator[tuple[Moment, Moment]]:
+    """(original start, end) of each rule occurrence of ``master`` meeting ``[lo, hi)``.
+
+    ``fast=False`` takes dateutil's path for every series (the tests compare both).
+    """
     count = 0
     if isinstance(start, datetime):
         length = as_instant(end) - as_instant(start)  # exact (RFC 5545 3.8.5.3)
         # Occurrences that begin up to one length (and a day of zone slack) before lo.
         after = (lo - length - timedelta(days=1)).astimezone(zone or UTC)
         before = (hi + timedelta(days=1)).astimezone(zone or UTC)
-        for occ in rules.rules.xafter(after, inc=True):
+        for occ in _timed_starts(master, start, zone, after, fast):
+            if occ < after:
+                continue
             if occ > before or count >= MAX_PER_SERIES:
                 return
-            if rules.ex_days and occ.date() in rules.ex_days:
-                continue
-            occ_end = occ.astimezone(UTC) + length  # the same exact duration for every one
-            if overlaps(occ.astimezone(UTC), occ_end, lo, hi):
+            occ_utc = occ.astimezone(UTC)
+            occ_end = occ_utc + length  # the same exact duration for every one
+            if occ_utc < hi and (occ_end > lo or (length <= timedelta(0) and occ_utc >= lo)):
                 count += 1
-                yield occ, occ_end
+                yield occ_utc, occ_end
         return
+    rules = _rules(master.get("recurrence") or [], start, zone)
     days = end - start  # type: ignore[operator]
     lo_day = datetime(lo.year, lo.month, lo.day) - days - timedelta(days=1)
     hi_day = datetime(hi.year, hi.month, hi.day) + timedelta(days=1)
@@ -349,7 +482,7 @@ def _own(resource: dict[str, Any], series: str, from_exception: bool,
 
 
 def expand_series(master: dict[str, Any] | None, exceptions: Iterable[dict[str, Any]],
-                  lo: datetime, hi: datetime) -> list[Occurrence]:
+                  lo: datetime, hi: datetime, *, fast: bool = True) -> list[Occurrence]:
     """Every occurrence of one series (or one single event) meeting ``[lo, hi)``, by start.
 
     ``master`` is the series row (None when only exceptions are stored: an
@@ -372,15 +505,15 @@ def expand_series(master: dict[str, Any] | None, exceptions: Iterable[dict[str, 
             span = _span(master)
             if span is not None:
                 start, end, zone = span
-                for first, last in _originals(master, start, end, zone, lo, hi):
+                all_day = not isinstance(start, datetime)
+                status, summary = _status(master), _summary(master)
+                for first, last in _originals(master, start, end, zone, lo, hi, fast):
                     iid = instance_id(series, first)
-                    if as_instant(first) in replaced_keys or iid in replaced_ids:
+                    if (replaced_keys and as_instant(first) in replaced_keys) or (
+                            replaced_ids and iid in replaced_ids):
                         continue
-                    out.append(Occurrence(series, iid,
-                                          first.astimezone(UTC) if isinstance(first, datetime)
-                                          else first, last, isinstance(start, date)
-                                          and not isinstance(start, datetime),
-                                          _status(master), False, _summary(master)))
+                    out.append(Occurrence(series, iid, first, last, all_day, status, False,
+                                          summary))
     for exc in excs:
         own = _own(exc, series, True, lo, hi)
         if own is not None:

@@ -66,7 +66,7 @@ class _Occurrence(BaseModel):
 
     class Meta:
         table_name = "occurrence"
-        indexes = ((("calendar", "instance_key"), True), (("calendar", "series_key"), False),
+        indexes = ((("calendar", "series_key", "instance_key"), True),
                    (("calendar", "start_utc", "end_utc"), False),
                    (("start_utc", "end_utc"), False))
 
@@ -97,7 +97,9 @@ def window_for(now: dt.datetime, past_days: int, future_days: int) -> Window:
 
 
 def _naive(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -113,13 +115,37 @@ _COLUMNS = (_Occurrence.calendar, _Occurrence.series_id, _Occurrence.series_key,
             _Occurrence.summary)
 
 
-def _row(calendar_pk: int, occ: Occurrence) -> tuple[Any, ...]:
-    all_day = occ.all_day
-    summary = None if occ.summary is None else clean_text(occ.summary)[:SUMMARY_CHARS]
-    return (calendar_pk, stored_id(occ.series_id), key_of(occ.series_id),
-            clean_text(occ.instance_id), key_of(occ.instance_id), _naive(occ.start_utc),
-            _naive(occ.end_utc), occ.start if all_day else None, occ.end if all_day else None,
-            all_day, occ.status[:32], occ.from_exception, summary)
+def _rows(calendar_pk: int, occs: Iterable[Occurrence]) -> list[tuple[Any, ...]]:
+    """Table rows; per-series values (stored id, key, clean id, summary) computed once."""
+    series_cache: dict[str, tuple[str, str, bool]] = {}
+    summaries: dict[str, str] = {}
+    rows: list[tuple[Any, ...]] = []
+    for occ in occs:
+        series = occ.series_id
+        cached = series_cache.get(series)
+        if cached is None:
+            cached = series_cache[series] = (stored_id(series), key_of(series),
+                                             clean_text(series) is series)
+        sid, skey, clean = cached
+        iid = occ.instance_id
+        if not (clean and iid.startswith(series)):  # a suffix we wrote is plain ASCII
+            iid = clean_text(iid)
+        summary = occ.summary
+        if summary is not None:
+            cut = summaries.get(summary)
+            if cut is None:
+                cut = summaries[summary] = clean_text(summary)[:SUMMARY_CHARS]
+            summary = cut
+        if occ.all_day:
+            s, e = occ.start, occ.end
+            rows.append((calendar_pk, sid, skey, iid, key_of(occ.instance_id),
+                         dt.datetime(s.year, s.month, s.day), dt.datetime(e.year, e.month, e.day),
+                         s, e, 1, occ.status[:32], int(occ.from_exception), summary))
+        else:
+            rows.append((calendar_pk, sid, skey, iid, key_of(occ.instance_id),
+                         _naive(occ.start_utc), _naive(occ.end_utc), None, None, 0,
+                         occ.status[:32], int(occ.from_exception), summary))
+    return rows
 
 
 def _insert(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
@@ -131,7 +157,7 @@ def _insert_missing(rows: Sequence[tuple[Any, ...]], kind: str) -> Any:
 
 
 def _write(calendar_pk: int, occs: Iterable[Occurrence], *, missing_only: bool = False) -> None:
-    rows = [_row(calendar_pk, o) for o in occs]
+    rows = _rows(calendar_pk, occs)
     if rows:
         if missing_only:
             write_many("occurrence-insert-missing", _COLUMNS, _insert_missing, rows)

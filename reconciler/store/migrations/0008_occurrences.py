@@ -2,7 +2,8 @@
 
 One row per occurrence (recurring series expanded, exceptions substituted,
 cancelled instances left out) whose span meets the calendar's window, kept in
-``occurrence_window`` (one row per calendar). ``series_key`` and
+``occurrence_window`` (one row per calendar). Unique per calendar, series and
+instance (which also finds a series' rows to replace). ``series_key`` and
 ``instance_key`` are SHA-1s of the ids, like ``event_key``: ids can be 1,024
 bytes, which MySQL cannot index in utf8mb4. All-day occurrences carry their
 dates and, in ``start_utc``/``end_utc``, the UTC midnights of those dates, so
@@ -41,8 +42,7 @@ def up(migrator, db):
             legacy_table_names = False
             table_name = "occurrence"
             indexes = (
-                (("calendar", "instance_key"), True),
-                (("calendar", "series_key"), False),
+                (("calendar", "series_key", "instance_key"), True),
                 (("calendar", "start_utc", "end_utc"), False),
                 (("start_utc", "end_utc"), False),
             )
