@@ -9,11 +9,17 @@ says changed. Everything runs through the same code paths as ``once``.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sqlite3
+import sys
 from collections.abc import Callable
 
 from reconciler.config import parse_config
+from reconciler.dburl import sqlite_path
 from reconciler.emulator import Emulator, running_emulator
 from reconciler.emulator.seed import seed_demo
+from reconciler.errors import ConfigError
 from reconciler.oneshot import run_once
 from reconciler.store import open_store
 from reconciler.store.changes import read_changes
@@ -36,8 +42,58 @@ def _titles(emu: Emulator) -> dict[str, str]:
             if "summary" in e}
 
 
+def _demo_accounts(path: str) -> set[str] | None:
+    """The account names stored in the SQLite file ``path`` (``None``: not a mirror)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return {name for (name,) in db.execute("SELECT name FROM account")}
+    except sqlite3.Error:
+        return None
+
+
+def fresh_database(database_url: str, echo: Echo) -> None:
+    """Start the tour from an empty database, saying so when an earlier run's is replaced.
+
+    Why: an earlier demo's rows would turn the "first sync" into a 410 resync with
+    deletions. A SQLite file that holds only the demo's own account is removed;
+    any other mirror (another account, a server database with calendars) is refused,
+    never deleted.
+    """
+    path = sqlite_path(database_url)
+    if path is not None and path != ":memory:" and os.path.exists(path):
+        if not (_demo_accounts(path) or set()) <= {"demo"}:
+            raise ConfigError(f"demo: {path} holds a mirror that is not the demo's; "
+                              "give --database a new file")
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            if os.path.exists(name):
+                os.remove(name)
+        echo(f"Removed the mirror of an earlier demo run ({path}): each run starts empty.")
+        return
+    if path is None:
+        db = open_store(database_url)
+        (count,) = db.execute_sql("SELECT COUNT(*) FROM calendar").fetchone()
+        if count:
+            raise ConfigError(f"demo: {redact_url(database_url)} already holds {count} "
+                              "calendar(s); give --database an empty database")
+
+
+def command_name() -> str:
+    """How to call ``reconciler`` from this shell: the bare name when it is on ``PATH``
+    (an active venv), else the path of the script that runs now (``.venv/bin/reconciler``),
+    so the commands the tour suggests work when pasted."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    on_path = shutil.which("reconciler")
+    if os.path.basename(script) != "reconciler" or not os.path.isfile(script):
+        return "reconciler" if on_path else f"{sys.executable} -m reconciler.cli"
+    if on_path and os.path.abspath(on_path) == script:
+        return "reconciler"
+    relative = os.path.relpath(script)
+    return script if relative.startswith("..") else f"./{relative}"
+
+
 def run_demo(database_url: str, echo: Echo = print) -> int:
     """Run the tour against ``database_url``; return the exit status."""
+    fresh_database(database_url, echo)
     with running_emulator() as emu:
         seed_demo(emu)
         text = (f'[database]\nurl = {json.dumps(database_url)}\n'
@@ -79,6 +135,7 @@ def run_demo(database_url: str, echo: Echo = print) -> int:
              f"{start}`):")
         for line in _summaries(feed, titles):
             echo(line)
+        cmd = command_name()
         echo(f"\nLook around: export RECONCILER_DATABASE_URL={database_url}; then "
-             "`reconciler status`, `reconciler export`, `reconciler changes`.")
+             f"`{cmd} status`, `{cmd} export`, `{cmd} changes`.")
         return code

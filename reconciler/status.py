@@ -311,10 +311,12 @@ def _cell(value: Any) -> str:
 
 # Columns in the order shown, with the width each needs at least; when the
 # terminal is narrower than the sum, the least important (highest rank) go first.
+# LAST ERROR is the one column that says why a calendar fails: it goes last, after
+# LAST SUCCESS (at 80 columns: CALENDAR, STATE, LAST SUCCESS or LAG, LAST ERROR).
 _COLUMNS = (  # (header, minimum width, drop rank: 0 never dropped)
-    ("NAME", 10, 3), ("CALENDAR", 16, 0), ("ACCOUNT", 7, 5), ("STATE", 12, 0), ("EVENTS", 6, 6),
-    ("LAST SUCCESS", 12, 1), ("FAILS", 5, 7), ("LAG", 6, 2), ("CHANNEL", 7, 8),
-    ("LAST ERROR", 10, 4),
+    ("NAME", 10, 4), ("CALENDAR", 16, 0), ("ACCOUNT", 7, 5), ("STATE", 12, 0), ("EVENTS", 6, 6),
+    ("LAST SUCCESS", 12, 2), ("FAILS", 5, 7), ("LAG", 6, 3), ("CHANNEL", 7, 8),
+    ("LAST ERROR", 10, 1),
 )
 
 

@@ -180,7 +180,7 @@ def test_config_check_exit_statuses_and_it_creates_nothing(
     fresh = run_cli(calendar_emulator, "-c", str(path), "config", "check")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     lines = fresh.stdout.strip().splitlines()
-    assert lines[0].startswith(f"config {path}: ok (1 account(s), 1 configured calendar(s)")
+    assert lines[0].startswith(f"config {path}: ok (1 account, 1 configured calendar")
     assert lines[1] == (f"database {db}: does not exist yet (the first `reconciler once`, "
                         "`run` or `init-db` creates it)")
     assert lines[2].startswith("account ops: ok") and len(lines) == 3

@@ -10,6 +10,8 @@ Invariants:
   ``--debug``) are accepted before or after the subcommand: :func:`global_options`
   builds the same options for the group and for every subcommand, and both write
   into the one :class:`Context`;
+- an output command whose reader closes the pipe (``export | head -1``) ends with
+  status 0 and no message (:meth:`Context.errors`; click would say 1);
 - read-only commands open the store with :meth:`Context.read_store`, which never
   creates a database.
 """
@@ -17,6 +19,8 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
+import select
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,10 +76,14 @@ class Context:
         """(Re)configure logging with the current level and format."""
         configure_logging(self.log_level.upper(), self.log_format)
 
-    def config(self, *, allow_missing: bool = False) -> Config:
-        """The loaded config (``ConfigError`` when unusable); loaded once."""
+    def config(self, *, allow_missing: bool = False, check_files: bool = True) -> Config:
+        """The loaded config (``ConfigError`` when unusable); loaded once.
+
+        ``check_files=False`` accepts credentials files that are not installed yet.
+        """
         if self._config is None:
-            self._config = load_config(self.config_path, allow_missing=allow_missing)
+            self._config = load_config(self.config_path, allow_missing=allow_missing,
+                                       check_files=check_files)
         return self._config
 
     def store(self, config: Config | None = None) -> peewee.Database:
@@ -121,6 +129,40 @@ class Context:
             if self.debug:
                 raise
             self.report(exc)
+        except BrokenPipeError:  # `reconciler export | head -1`: the reader has seen enough
+            if not stdout_reader_gone():
+                raise
+            end_quietly_on_closed_pipe()
+            sys.exit(EXIT_OK)
+
+
+def stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe (or socket) whose reader has closed it.
+
+    Why: a ``BrokenPipeError`` can also come from a socket to Google or the
+    database; only a closed *stdout* means "the reader has seen enough" (``| head``).
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def end_quietly_on_closed_pipe() -> None:
+    """Point stdout at /dev/null so the interpreter's flush at exit cannot fail again.
+
+    Called once, at the CLI boundary, when the reader of a pipe went away (``export
+    | head -1``): the command ends with status 0 and no message, as ``cat`` does.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)

@@ -89,7 +89,8 @@ def history(ctx: Context, event_id: str, calendar_id: str | None, as_text: bool,
     """
     from reconciler.store.events import read_versions, version_calendars
 
-    ctx.read_store()
+    config = ctx.config(allow_missing=True)
+    ctx.read_store(config)
     if calendar_id is not None:
         _check_calendars([calendar_id])
     holders = version_calendars(event_id)
@@ -97,8 +98,9 @@ def history(ctx: Context, event_id: str, calendar_id: str | None, as_text: bool,
         holders = [(pk, cid) for pk, cid in holders if cid == calendar_id]
     if not holders:
         where = f" in calendar {calendar_id}" if calendar_id else ""
-        raise NoHistory(f"no stored versions of event {event_id}{where} "
-                        "(versions are kept only with [store] history = N)")
+        hint = ("" if config.store.history else
+                " (versions are kept only with [store] history = N)")
+        raise NoHistory(f"no stored versions of event {event_id}{where}{hint}")
     if len(holders) > 1:
         raise click.UsageError(f"event {event_id} is in several calendars: pass --calendar "
                                + " or ".join(cid for _, cid in holders))

@@ -126,6 +126,8 @@ def status(ctx: Context, as_json: bool, accounts: tuple[str, ...], states: tuple
     """
     from reconciler import status as logic
 
+    if max_lag is not None and not check:
+        raise click.UsageError("--max-lag works only with --check")
     if check:
         try:
             config = ctx.config(allow_missing=True)

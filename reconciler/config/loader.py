@@ -174,7 +174,8 @@ def _database(
     return DatabaseConfig(dburl.absolute_sqlite_url(env_url, Path.cwd())), problems
 
 
-def _credentials(index: int, account: AccountConfig, base_dir: Path) -> tuple[Path, list[Problem]]:
+def _credentials(index: int, account: AccountConfig, base_dir: Path,
+                 check_files: bool = True) -> tuple[Path, list[Problem]]:
     assert account.credentials is not None
     loc: Loc = ("accounts", index, "credentials")
     try:
@@ -184,14 +185,14 @@ def _credentials(index: int, account: AccountConfig, base_dir: Path) -> tuple[Pa
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return base_dir / account.credentials, [
             Problem(loc, f"cannot use {describe(str(account.credentials))}: {reason}")]
-    if found:
+    if found or not check_files:
         return path, []
     return path, [Problem(loc, f"file {path} not found "
                                "(relative paths are relative to the config file's directory)")]
 
 
 def _accounts(
-    raw: Any, *, anonymous_ok: bool, env_emulator: bool, base_dir: Path
+    raw: Any, *, anonymous_ok: bool, env_emulator: bool, base_dir: Path, check_files: bool = True
 ) -> tuple[tuple[AccountConfig, ...], list[Problem]]:
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         return (), [Problem(("accounts",), "must be an array of tables ([[accounts]]), "
@@ -217,7 +218,7 @@ def _accounts(
         if env_emulator:
             account = dataclasses.replace(account, credentials=None)
         elif account.credentials is not None:
-            path, missing = _credentials(index, account, base_dir)
+            path, missing = _credentials(index, account, base_dir, check_files)
             found.extend(missing)
             account = dataclasses.replace(account, credentials=path)
         found.extend(rules.account_problems(index, account, calendars_given="calendars" in table,
@@ -234,6 +235,7 @@ def _build(
     base_dir: Path,
     env: Mapping[str, str],
     require_accounts: bool,
+    check_files: bool = True,
 ) -> tuple[Config | None, list[Problem]]:
     problems: list[Problem] = []
     known = [f.name for f in dataclasses.fields(ConfigFile)]
@@ -265,7 +267,7 @@ def _build(
         else:
             accounts, found = _accounts(
                 data["accounts"], anonymous_ok=google is None or google.emulator,
-                env_emulator=endpoint is not None, base_dir=base_dir)
+                env_emulator=endpoint is not None, base_dir=base_dir, check_files=check_files)
             problems += found
     if problems:
         return None, problems
@@ -330,18 +332,21 @@ def parse_config(
     *,
     path: str | Path = DEFAULT_CONFIG_PATH,
     env: Mapping[str, str] | None = None,
+    check_files: bool = True,
 ) -> Config:
     """Validate TOML ``text`` as if read from ``path`` (which need not exist).
 
     Used by :func:`load_config` and by tools holding a config in memory (the
-    demo); relative paths resolve against ``path``'s folder.
+    demo); relative paths resolve against ``path``'s folder. ``check_files=False``
+    accepts credentials files that do not exist yet (``config check
+    --skip-credentials`` before the key is installed).
     """
     env = os.environ if env is None else env
     path = Path(path)
     source = str(path)
     data = _parse_toml(text, source)
     config, problems = _build(data, path=path, base_dir=config_dir(path),
-                              env=env, require_accounts=True)
+                              env=env, require_accounts=True, check_files=check_files)
     if config is None:
         raise _raise(problems, source)
     return config
@@ -352,6 +357,7 @@ def load_config(
     env: Mapping[str, str] | None = None,
     *,
     allow_missing: bool = False,
+    check_files: bool = True,
 ) -> Config:
     """Find, read and validate the config; raise ``ConfigError`` listing every problem.
 
@@ -386,4 +392,4 @@ def load_config(
     except UnicodeDecodeError as exc:
         raise config_error([f"{chosen}: byte {exc.start}: invalid TOML: the file is not UTF-8"]
                            ) from None
-    return parse_config(text, path=chosen, env=env)
+    return parse_config(text, path=chosen, env=env, check_files=check_files)

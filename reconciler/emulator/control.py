@@ -50,6 +50,8 @@ OPERATIONS = frozenset(
         "concurrency",
     }
 )
+# Answered by handle_control itself, not by an Emulator method of the same name.
+BUILT_IN = frozenset({"clock", "requests"})
 
 
 def _json(obj: Any) -> bytes:
@@ -78,7 +80,8 @@ def handle_control(emu: Emulator, http_method: str, op: str, query: str, body: b
                 emu.clock.advance(float(kwargs["advance"]))
             return 200, _json({"now": emu.clock.now().isoformat()})
         if op not in OPERATIONS:
-            return 404, _json({"error": f"unknown operation {op!r}", "operations": sorted(OPERATIONS)})
+            return 404, _json({"error": f"unknown operation {op!r}",
+                               "operations": sorted(OPERATIONS | BUILT_IN)})
         result = getattr(emu, op)(**kwargs)
         if op == "inject_fault":
             result = {"armed": True}

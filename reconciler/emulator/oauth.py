@@ -93,6 +93,16 @@ def _with_query(uri: str, params: dict[str, str]) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+def client_secrets_document(root_url: str, client_id: str, client_secret: str) -> dict[str, Any]:
+    """A "Desktop app" client-secrets document (as the Cloud console downloads it) whose
+    endpoints are this emulator's, for ``reconciler auth login --client-secrets FILE``."""
+    root = root_url.rstrip("/")
+    return {"installed": {
+        "client_id": client_id, "client_secret": client_secret, "project_id": "emulator",
+        "auth_uri": f"{root}/o/oauth2/auth", "token_uri": f"{root}/token",
+        "redirect_uris": ["http://localhost"]}}
+
+
 class OAuthProvider:
     """Clients, the consenting test user, codes and tokens of one emulator."""
 

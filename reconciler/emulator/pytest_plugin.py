@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
+from .client import build_client
 from .emulator import Emulator
 from .server import running_emulator
+
+__all__ = ["build_client", "calendar_emulator", "calendar_service"]
 
 
 @pytest.fixture
@@ -24,25 +27,6 @@ def calendar_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     with running_emulator() as emu:
         monkeypatch.setenv("GOOGLE_CALENDAR_EMULATOR_HOST", emu.host)
         yield emu
-
-
-def build_client(base_url: str, credentials: Any = None) -> Any:
-    """A real google-api-python-client service that talks to the emulator at ``base_url``.
-
-    ``credentials`` default to anonymous ones; pass e.g. user credentials whose
-    ``token_uri`` is the emulator's ``/token`` to exercise refresh flows.
-    """
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient.discovery import build
-
-    return build(
-        "calendar",
-        "v3",
-        credentials=credentials if credentials is not None else AnonymousCredentials(),
-        static_discovery=True,
-        client_options={"api_endpoint": base_url},
-        cache_discovery=False,
-    )
 
 
 @pytest.fixture

@@ -30,14 +30,41 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import Emulator
+from .errors import ApiError
 
 
-def apply_seed(emu: Emulator, seed: dict[str, Any]) -> None:
-    """Create the calendars and events described by a seed document."""
-    if "default_user" in seed:
-        emu.default_user = str(seed["default_user"])
-    for c in seed.get("calendars", []):
-        cal_id = str(c["id"])
+class SeedError(ValueError):
+    """A seed that cannot be applied: one line naming the file and the calendar or event."""
+
+
+def _event_name(entry: Any, index: int) -> str:
+    if isinstance(entry, dict):
+        if isinstance(entry.get("id"), str):
+            return f"event {entry['id']!r}"
+        if isinstance(entry.get("summary"), str):
+            return f"event #{index + 1} ({entry['summary']!r})"
+    return f"event #{index + 1}"
+
+
+def _list_of_objects(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise SeedError(f"{where}: must be an array of JSON objects")
+    return value
+
+
+def _apply_calendar(emu: Emulator, c: dict[str, Any], where: str) -> None:
+    cal_id = c.get("id")
+    if not isinstance(cal_id, str) or not cal_id:
+        raise SeedError(f'{where}: a calendar needs a string "id"')
+    where = f"calendar {cal_id!r}"
+    events = _list_of_objects(c.get("events", []), f'{where}: "events"')
+    bodies = _list_of_objects(c.get("insert", []), f'{where}: "insert"')
+    for index, resource in enumerate(events):
+        if not isinstance(resource.get("id"), str):
+            raise SeedError(f'{where}: {_event_name(resource, index)} in "events" has no string '
+                            '"id" (entries of "events" are stored verbatim; put bodies the '
+                            'emulator should give an id under "insert")')
+    try:
         if cal_id not in emu.calendars:
             emu.add_calendar(
                 cal_id,
@@ -49,15 +76,56 @@ def apply_seed(emu: Emulator, seed: dict[str, Any]) -> None:
             )
         for user, role in (c.get("shares") or {}).items():
             emu.share(cal_id, user, role)
-        for resource in c.get("events", []):
+    except (ApiError, TypeError, ValueError, AttributeError) as exc:
+        raise SeedError(f"{where}: {exc}") from None
+    for index, resource in enumerate(events):
+        try:
             emu.put_raw(cal_id, resource)
-        for body in c.get("insert", []):
+        except (ApiError, TypeError, ValueError) as exc:
+            raise SeedError(f'{where}: {_event_name(resource, index)} in "events": {exc}') from None
+    for index, body in enumerate(bodies):
+        try:
             emu.insert_event(cal_id, body)
+        except (ApiError, TypeError, ValueError) as exc:
+            raise SeedError(f'{where}: {_event_name(body, index)} in "insert": {exc}') from None
+
+
+def apply_seed(emu: Emulator, seed: dict[str, Any]) -> None:
+    """Create the calendars and events described by a seed document.
+
+    A document the emulator cannot apply raises :class:`SeedError` naming the
+    calendar and the event (an event of ``events`` without an id, a body
+    ``events.insert`` refuses, a key of the wrong type).
+    """
+    if not isinstance(seed, dict):
+        raise SeedError('must be a JSON object {"calendars": [...]}')
+    if "default_user" in seed:
+        emu.default_user = str(seed["default_user"])
+    for index, c in enumerate(_list_of_objects(seed.get("calendars", []), '"calendars"')):
+        _apply_calendar(emu, c, f"calendars[{index}]")
 
 
 def load_seed_file(emu: Emulator, path: str | Path) -> None:
-    """Apply the seed file at ``path``."""
-    apply_seed(emu, json.loads(Path(path).read_text(encoding="utf-8")))
+    """Apply the seed file at ``path``; every mistake is one :class:`SeedError` line
+    naming the file (missing, unreadable, not JSON) and the calendar and event."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SeedError(f"seed file {path}: not found") from None
+    except UnicodeDecodeError:
+        raise SeedError(f"seed file {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SeedError(f"seed file {path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SeedError(f"seed file {path}: line {exc.lineno} column {exc.colno}: "
+                        f"invalid JSON: {exc.msg}") from None
+    try:
+        apply_seed(emu, document)
+    except SeedError as exc:
+        raise SeedError(f"seed file {path}: {exc}") from None
 
 
 def _dt(base: Any, days: int, hour: int, minute: int = 0) -> str:

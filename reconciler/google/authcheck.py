@@ -37,13 +37,16 @@ class CheckResult:
     line: str
 
 
-def _kind(credentials: google.auth.credentials.Credentials) -> str:
+def _kind(credentials: google.auth.credentials.Credentials, endpoint: str | None) -> str:
+    """How the account signed in, in words: ``service account X as Y``, ``authorized user``,
+    or ``anonymous access to ENDPOINT`` (the emulator needs no credentials)."""
     identity = identity_of(credentials)
     if identity.kind == "service_account":
         who = identity.client_email or "service account"
         return f"service account {who}" + (f" as {identity.subject}" if identity.subject else "")
-    return {"authorized_user": "authorized user", "anonymous": "no credentials (emulator)"}[
-        identity.kind]
+    if identity.kind == "anonymous":
+        return f"anonymous access to {endpoint}" if endpoint else "anonymous access"
+    return "authorized user"
 
 
 def check_account(config: Config, account: AccountConfig) -> CheckResult:
@@ -70,7 +73,8 @@ def check_account(config: Config, account: AccountConfig) -> CheckResult:
             raise
         line = describe_failure(translated, account.name, identity_of(credentials))
         return CheckResult(account.name, False, line)
-    return CheckResult(account.name, True, f"account {account.name}: ok ({_kind(credentials)})")
+    how = _kind(credentials, config.google.api_endpoint)
+    return CheckResult(account.name, True, f"account {account.name}: ok ({how})")
 
 
 def check_accounts(config: Config, only: list[str] | None = None) -> list[CheckResult]:

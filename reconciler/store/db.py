@@ -228,12 +228,11 @@ def open_database(url: str) -> peewee.Database:
         load_driver(backend)
         db = _make_database(driver_url(url), backend, params)
         db.connect(reuse_if_open=True)
-    except peewee.PeeweeException as exc:
-        raise DatabaseUnavailable(
-            f"cannot open database {redact_url(url)}: {first_line(exc.__cause__ or exc)}") from exc
-    except Exception as exc:  # driver errors (pymysql, psycopg2) are not Peewee's
-        raise DatabaseUnavailable(
-            f"cannot open database {redact_url(url)}: {first_line(exc.__cause__ or exc)}") from exc
+    except Exception as exc:  # Peewee's, and the drivers' (pymysql, psycopg2), which are not
+        from reconciler.store.missingdb import missing_database_hint
+
+        why = missing_database_hint(url, exc) or first_line(exc.__cause__ or exc)
+        raise DatabaseUnavailable(f"cannot open database {redact_url(url)}: {why}") from exc
     return db
 
 

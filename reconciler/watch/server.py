@@ -15,7 +15,7 @@ Slow clients (slowloris) cannot starve good ones:
   (a client trickling a header byte at a time) is closed too; both checked
   every :data:`CLEANUP_INTERVAL` seconds.
 
-The README still advises a reverse proxy in front for anything public.
+docs/watch.md still advises a reverse proxy in front for anything public.
 """
 
 from __future__ import annotations
