@@ -324,15 +324,16 @@ def ensure_window(calendar_pk: int, window: Window) -> None:
     known = _known()
     if known.get(calendar_pk) == window:
         return
-    with write_transaction(database_proxy.obj):  # IMMEDIATE on SQLite: it reads, then writes
-        old = stored_window(calendar_pk)
-        if old != window:
-            if old is None or window.start < old.start or window.end < old.end \
-                    or window.start >= old.end:
-                _rebuild(calendar_pk, window)
-            else:
-                _roll(calendar_pk, old, window)
-            _save_window(calendar_pk, window, old is None)
+    if stored_window(calendar_pk) != window:  # one SELECT, no lock, when nothing moved
+        with write_transaction(database_proxy.obj):  # IMMEDIATE on SQLite: read, then write
+            old = stored_window(calendar_pk)
+            if old != window:
+                if old is None or window.start < old.start or window.end < old.end \
+                        or window.start >= old.end:
+                    _rebuild(calendar_pk, window)
+                else:
+                    _roll(calendar_pk, old, window)
+                _save_window(calendar_pk, window, old is None)
     known[calendar_pk] = window
 
 
