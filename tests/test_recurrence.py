@@ -395,3 +395,4 @@ def test_an_unsynchronized_dtstart_is_the_first_instance_and_counts() -> None:
               "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=3"]}
     got = [o.start_utc.date().isoformat() for o in expand_series(master, [], LO, HI)]
     assert got == ["2025-03-04", "2025-03-10", "2025-03-17"]
+

@@ -28,6 +28,7 @@ UTC midnights of its dates (the emulator's reading; see docs/agenda.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -40,6 +41,10 @@ CANCELLED = "cancelled"
 # A series that would yield more occurrences than this inside one window (a
 # MINUTELY rule over a year) is cut there: Google refuses such rules anyway.
 MAX_PER_SERIES = 5000
+# Rule instances dateutil may step through for one series before the window is
+# reached (a SECONDLY rule from year 1 would take hours): past this, the series
+# yields what it found. Ten years of a daily series is 3,650.
+MAX_EXAMINED = 20_000
 
 Moment = datetime | date
 
@@ -226,6 +231,12 @@ def _local(value: Moment, start: Moment, zone: tzinfo | None) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
+# HOURLY, MINUTELY and SECONDLY rules are not expanded (Google's editors write none):
+# dateutil can step through seconds for hours inside one call before it finds
+# (or never finds) an instance matching the other parts.
+_SUB_DAILY = re.compile(r"(?:^|;)\s*FREQ\s*=\s*(?:HOURLY|MINUTELY|SECONDLY)\b")
+
+
 def _counting_dtstart(rule: rrule, dtstart: datetime) -> rrule | None:
     """The rule with DTSTART counted as its first occurrence (RFC 5545 3.3.10, COUNT).
 
@@ -250,6 +261,8 @@ def _rules(lines: Iterable[Any], start: Moment, zone: tzinfo | None) -> _Rules:
             continue
         name, params, value = _split_line(line)
         if name in ("RRULE", "EXRULE"):
+            if _SUB_DAILY.search(value.upper()):
+                continue  # see _SUB_DAILY
             try:
                 rule = rrulestr(_rule_text(value, all_day, zone), dtstart=dtstart)
             except (ValueError, TypeError):
@@ -406,8 +419,17 @@ def _timed_starts(master: dict[str, Any], start: datetime, zone: tzinfo | None,
         yield from _simple_starts(simple, start, zone, after.date())
         return
     rules = _rules(lines, start, zone)
-    for occ in rules.rules.xafter(after, inc=True):
+    for occ in _bounded(rules.rules, after):
         if not (rules.ex_days and occ.date() in rules.ex_days):
+            yield occ
+
+
+def _bounded(rules: rruleset, after: datetime) -> Iterator[datetime]:
+    """dateutil's instances from ``after`` on, giving up after :data:`MAX_EXAMINED`."""
+    for examined, occ in enumerate(rules):
+        if examined >= MAX_EXAMINED:
+            return
+        if occ >= after:
             yield occ
 
 
@@ -438,7 +460,7 @@ def _originals(master: dict[str, Any], start: Moment, end: Moment, zone: tzinfo 
     days = end - start  # type: ignore[operator]
     lo_day = datetime(lo.year, lo.month, lo.day) - days - timedelta(days=1)
     hi_day = datetime(hi.year, hi.month, hi.day) + timedelta(days=1)
-    for occ in rules.rules.xafter(lo_day, inc=True):
+    for occ in _bounded(rules.rules, lo_day):
         if occ > hi_day or count >= MAX_PER_SERIES:
             return
         first = occ.date()
@@ -471,7 +493,10 @@ def _own(resource: dict[str, Any], series: str, from_exception: bool,
     if span is None or _status(resource) == CANCELLED:
         return None
     start, end, _ = span
-    s, e = as_instant(start), as_instant(end)
+    try:
+        s, e = as_instant(start), as_instant(end)
+    except (OverflowError, ValueError):
+        return None
     if not overlaps(s, e, lo, hi):
         return None
     if isinstance(start, datetime):
@@ -489,9 +514,18 @@ def expand_series(master: dict[str, Any] | None, exceptions: Iterable[dict[str, 
     exception that arrived before its parent still shows itself), or a single
     event. ``exceptions`` are the rows whose ``recurringEventId`` is the
     series. Cancelled rows contribute nothing; a cancelled master none of its
-    rule occurrences.
+    rule occurrences. Never raises: a row holding times Python cannot
+    represent (year 0 or beyond 9999 after a time-zone shift) yields nothing.
     """
     excs = [x for x in exceptions if isinstance(x, dict)]
+    try:
+        return _expand(master, excs, lo, hi, fast)
+    except (OverflowError, ValueError, TypeError):
+        return []
+
+
+def _expand(master: dict[str, Any] | None, excs: list[dict[str, Any]],
+            lo: datetime, hi: datetime, fast: bool) -> list[Occurrence]:
     out: list[Occurrence] = []
     replaced_keys = {k for k in (_original_key(x) for x in excs) if k is not None}
     replaced_ids = {str(x.get("id")) for x in excs}
@@ -507,13 +541,16 @@ def expand_series(master: dict[str, Any] | None, exceptions: Iterable[dict[str, 
                 start, end, zone = span
                 all_day = not isinstance(start, datetime)
                 status, summary = _status(master), _summary(master)
-                for first, last in _originals(master, start, end, zone, lo, hi, fast):
-                    iid = instance_id(series, first)
-                    if (replaced_keys and as_instant(first) in replaced_keys) or (
-                            replaced_ids and iid in replaced_ids):
-                        continue
-                    out.append(Occurrence(series, iid, first, last, all_day, status, False,
-                                          summary))
+                try:
+                    for first, last in _originals(master, start, end, zone, lo, hi, fast):
+                        iid = instance_id(series, first)
+                        if (replaced_keys and as_instant(first) in replaced_keys) or (
+                                replaced_ids and iid in replaced_ids):
+                            continue
+                        out.append(Occurrence(series, iid, first, last, all_day, status, False,
+                                              summary))
+                except (OverflowError, ValueError, TypeError):
+                    pass  # dates past year 1 or 9999 (they exist): what was found stands
     for exc in excs:
         own = _own(exc, series, True, lo, hi)
         if own is not None:
