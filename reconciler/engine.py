@@ -52,7 +52,7 @@ from reconciler.outcome import (
     PassOutcome,
 )
 from reconciler.planner import Listing, PagePlan, page_ids, plan_page, valid_item
-from reconciler.store import calendars
+from reconciler.store import calendars, occurrences
 from reconciler.store.events import (
     has_rows,
     load_page,
@@ -182,10 +182,13 @@ class _Tally:
 class CalendarSync:
     """Runs passes for calendars with one thread's API handle."""
 
-    def __init__(self, api: CalendarApi, settings: SyncSettings, *, history: int = 0) -> None:
+    def __init__(self, api: CalendarApi, settings: SyncSettings, *, history: int = 0,
+                 occurrence_days: tuple[int, int] | None = None) -> None:
         self.api = api
         self.settings = settings
         self.history = history  # [store] history: versions kept per event (0: none)
+        # [store] occurrences: (past days, future days) of the window, None: switched off
+        self.occurrence_days = occurrence_days
         self.event_types = _event_types(settings)  # sorted, or None: every listing sends it
         self._fetcher: ThreadPoolExecutor | None = None
 
@@ -208,6 +211,7 @@ class CalendarSync:
         started = time.monotonic()
         requests_before = self.api.requests
         run = _Run(self, state, keep_lease or (lambda: None), on_page_committed)
+        run.window = self._occurrence_window(state.pk)
         tally = run.tally
         if self.settings.mode == "updated_min":
             run.updated_min_pass(full)
@@ -232,6 +236,15 @@ class CalendarSync:
             items=tally.items, counts=tally.counts,
             requests=self.api.requests - requests_before,
             seconds=time.monotonic() - started)
+
+    def _occurrence_window(self, calendar_pk: int) -> occurrences.Window | None:
+        """Roll the calendar's occurrence window to today (free when already there)."""
+        if self.occurrence_days is None:
+            occurrences.disable(calendar_pk)
+            return None
+        window = occurrences.window_for(utcnow(), *self.occurrence_days)
+        occurrences.ensure_window(calendar_pk, window)
+        return window
 
     # -- pages ----------------------------------------------------------------
 
@@ -309,6 +322,7 @@ class _Run:
         self.keep_lease = keep_lease
         self.on_page = on_page
         self.tally = _Tally(state)
+        self.window: occurrences.Window | None = None  # the occurrence table's, when kept
         types = engine.event_types
         self.event_types_json = json.dumps(list(types)) if types else None
 
@@ -345,7 +359,7 @@ class _Run:
             listing_ms = tally.listing_updated_ms or now_ms()
             # Only rows this listing could have returned: inside the window, of a listed type.
             removed = sweep(self.state.pk, tally.seen, listing_ms, window_start=window,
-                            event_types=types)
+                            event_types=types, occurrences=self.window)
             tally.counts += Counts(deleted=len(removed))
         token = _token_cursor(last)
         tally.cursor = Cursor(sync_token=token.sync_token,
@@ -415,7 +429,8 @@ class _Run:
             tally.add(plan)
             if plan.max_updated_ms is not None:
                 tally.max_server_ms = max(tally.max_server_ms or 0, plan.max_updated_ms)
-            write_page(self.state.pk, plan.writes, plan.changes, history=self.engine.history)
+            write_page(self.state.pk, plan.writes, plan.changes, history=self.engine.history,
+                       occurrences=self.window)
         self.keep_lease()
         if self.on_page is not None:
             self.on_page(tally.committed())

@@ -124,7 +124,8 @@ class AccountHandles:
         engine = engines.get(name)
         if engine is None:
             engine = engines[name] = CalendarSync(self.api(name), self.config.sync,
-                                                  history=self.config.store.history)
+                                                  history=self.config.store.history,
+                                                  occurrence_days=self.config.store.days())
             with self._lock:
                 self._engines.append(engine)
         return engine

@@ -12,7 +12,8 @@ floor below it; every ``import`` counts, also inside functions and under
 4. ``engine``   ``engine``, ``discovery``: one calendar's listing
 5. ``io``       ``store``, ``google``: the database and the Calendar API
 6. ``leaf``     ``config``, ``clock``, ``eventfields``, ``logsetup``, ``process``, ``suggest``,
-                ``outcome``, ``planner``, ``dburl``, ``schedule``: small modules with one job
+                ``outcome``, ``planner``, ``dburl``, ``schedule``, ``recurrence``: small modules
+                with one job
 7. ``core``     ``reconcile``, ``errors`` and the package root
 
 The emulator (``reconciler.emulator``) is a separate tool: it imports nothing
@@ -55,7 +56,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "reconciler.logsetup", "reconciler.process", "reconciler.suggest",
               "reconciler.outcome", "reconciler.dburl", "reconciler.intervals",
               # the adaptive schedule's decisions: pure functions, no I/O
-              "reconciler.schedule")),
+              "reconciler.schedule",
+              # Google's recurrence fields -> occurrences (python-dateutil): pure
+              "reconciler.recurrence")),
     ("core", ("reconciler.reconcile", "reconciler.errors", "reconciler")),
 ]
 EMULATOR = "reconciler.emulator"
@@ -267,6 +270,7 @@ def test_the_checker_sees_what_it_must() -> None:
     assert floor("reconciler.cli.read") == 0 and floor("reconciler.errors") == len(LAYERS) - 1
     assert floor("reconciler.store.db") > floor("reconciler.engine") > floor("reconciler.service")
     assert floor("reconciler") == len(LAYERS) - 1 and floor("reconciler.daemon.quota") == 2
+    assert floor("reconciler.recurrence.google") == floor("reconciler.dburl")
     assert floor("somewhere.else") is None
 
 

@@ -51,6 +51,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "auth": ("reconciler.cli.auth", "auth"),
     "config": ("reconciler.cli.config", "config_group"),
     "history": ("reconciler.cli.history", "history"),
+    "agenda": ("reconciler.cli.agenda", "agenda"),
 }
 
 

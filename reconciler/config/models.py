@@ -360,6 +360,23 @@ class StoreConfig:
              description="Versions of each event kept in event_version (the last N, "
                          "pruned in the same transaction); 0 keeps none."),
     ] = 0
+    occurrences: Annotated[
+        Bool, Meta(description="Keep the occurrence table (every occurrence of every live "
+                               "event inside a window around now, for SQL; `reconciler "
+                               "agenda` works without it); false drops its rows. Off by "
+                               "default: it makes a full sync several times slower."),
+    ] = False
+    occurrences_past_days: Annotated[
+        Int, Unit("days"), Meta(ge=0, le=3660, description="Days before today the occurrence table covers."),
+    ] = 30
+    occurrences_future_days: Annotated[
+        Int, Unit("days"), Meta(ge=1, le=3660, description="Days after today the occurrence table covers."),
+    ] = 400
+
+    def days(self) -> tuple[int, int] | None:
+        """(past days, future days) of the occurrence window, or None when switched off."""
+        return (self.occurrences_past_days, self.occurrences_future_days) if self.occurrences \
+            else None
 
 
 # --------------------------------------------------------------------------- [quota]

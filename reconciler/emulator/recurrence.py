@@ -151,7 +151,7 @@ def expand(
         if count is not None and generated >= count:
             break
         generated += 1
-        if generated > limit * 10:
+        if generated > max(limit, MAX_INSTANCES) * 10:  # candidates before time_min count too
             break
         if isinstance(cand, datetime) and zone is not None:
             # keep wall-clock time across DST changes

@@ -30,6 +30,7 @@ from reconciler.store.db import dialect, write_transaction
 from reconciler.store.dberrors import map_db_errors, retry_conflicts
 from reconciler.store.dialects import dialect_of
 from reconciler.store.models import Calendar, Event, EventVersion, database_proxy, key_of
+from reconciler.store.occurrences import Window, refresh_events, refresh_page
 
 CHUNK = 500  # ids per IN (...) list; well under every engine's parameter limit
 PAGE_CHUNK = 400  # ids per load_page statement: two parameters each, under SQLite's old 999
@@ -207,12 +208,14 @@ def upsert_rows(calendar_pk: int, writes: Sequence[EventWrite]) -> None:
 @map_db_errors()
 @retry_conflicts()
 def write_page(calendar_pk: int, writes: Sequence[EventWrite],
-               changes: Sequence[ChangeRecord], *, history: int = 0) -> None:
+               changes: Sequence[ChangeRecord], *, history: int = 0,
+               occurrences: Window | None = None) -> None:
     """Apply one page atomically: event rows and their change rows (a page's plan).
 
     ``history`` > 0 also records each written version in ``event_version`` and
     prunes every written event to its last ``history`` versions, in the same
-    transaction.
+    transaction. ``occurrences`` (the calendar's window) re-expands the series
+    the page touched into the ``occurrence`` table, in the same transaction.
 
     A deadlock or serialization failure runs the transaction again at once
     (:func:`~reconciler.store.dberrors.retry_conflicts`), not at the next pass.
@@ -225,6 +228,8 @@ def write_page(calendar_pk: int, writes: Sequence[EventWrite],
         if history > 0 and writes:
             change_of = {c.event_id: cid for c, cid in zip(changes, ids, strict=True)}
             record_versions(calendar_pk, writes, change_of, history)
+        if occurrences is not None and writes:
+            refresh_page(calendar_pk, writes, occurrences)
 
 
 _VERSION_COLUMNS = (EventVersion.calendar, EventVersion.event_id, EventVersion.event_key,
@@ -293,7 +298,8 @@ def read_versions(calendar_pk: int, event_id: str) -> list[tuple[int | None, str
 @retry_conflicts()
 def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
           window_start: dt.datetime | None = None,
-          event_types: Sequence[str] | None = None) -> list[ChangeRecord]:
+          event_types: Sequence[str] | None = None,
+          occurrences: Window | None = None) -> list[ChangeRecord]:
     """Tombstone every live row a completed full listing did not hold but could have.
 
     A windowed listing (``timeMin = window_start``) returns only events that end
@@ -303,7 +309,8 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
 
     The raw resource stays the last live version (the export shows it with
     status ``cancelled``); ``updated_ms`` moves to the listing's time so an old
-    replay of that version cannot resurrect it. Runs in one transaction.
+    replay of that version cannot resurrect it. Runs in one transaction, with
+    the re-expansion of the tombstoned rows' series when ``occurrences`` is set.
     """
     with write_transaction(database_proxy.obj):
         live = (Event.select(Event.id, Event.event_key, Event.event_id, Event.etag)
@@ -312,10 +319,11 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
             live = live.where(Event.end_utc > _naive(window_start))
         if event_types:
             live = live.where(Event.event_type.in_(list(event_types)))
-        live = live.tuples()
+        live = list(live.tuples())
         seen_keys = {key_of(i) for i in seen}  # the event_id column may hold a shortened id
         gone = [(pk, event_id, etag) for pk, key, event_id, etag in live
                 if key not in seen_keys]
+        gone_keys = [key for _, key, _, _ in live if key not in seen_keys] if occurrences else []
         changes = [ChangeRecord(event_id, "deleted", etag) for _, event_id, etag in gone]
         newer = peewee.Case(None, [(Event.updated_ms > listing_updated_ms, Event.updated_ms)],
                             listing_updated_ms)
@@ -324,6 +332,8 @@ def sweep(calendar_pk: int, seen: set[str], listing_updated_ms: int, *,
             (Event.update(status=CANCELLED, updated_ms=newer, mirrored_at=utcnow())
              .where(Event.id.in_(pks[start:start + CHUNK])).execute())
         append_changes(calendar_pk, changes)
+        if occurrences is not None and gone:
+            refresh_events(calendar_pk, gone_keys, occurrences)
     return changes
 
 
