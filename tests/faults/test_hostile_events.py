@@ -87,7 +87,8 @@ def test_hostile_events_never_block_the_calendar(server: Scripted, tmp_path: Pat
     assert first.returncode == 0, first.stderr
     assert "Traceback" not in first.stderr
     # Logged, rate-limited: one line for the calendar, with the first bad event named.
-    warnings = [line for line in first.stderr.splitlines() if "event" in line and TEAM in line]
+    warnings = [line for line in first.stderr.splitlines()
+                if "WARNING" in line and " event " in line and TEAM in line]
     assert len(warnings) == 1, first.stderr
     again = _cli(server, config, "once")  # the cursor moved: the calendar is not stuck
     assert again.returncode == 0, again.stderr
