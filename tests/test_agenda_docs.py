@@ -71,3 +71,8 @@ def test_the_documented_queries_answer_their_questions(calendar_emulator: Emulat
         assert conn.execute(out).fetchall() == [
             (ALICE, "2025-03-11 00:00:00", "2025-03-14 00:00:00")]
         assert conn.execute(hours).fetchall() == [(ALICE, 2.0), (BOB, 9.5)]
+
+
+def test_the_readme_shows_the_same_three_queries() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert re.findall(r"```sql\n(.*?)```", readme, re.S) == _queries()
