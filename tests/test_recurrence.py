@@ -131,7 +131,12 @@ def simple_series(draw: st.DrawFn) -> dict[str, Any]:
         parts.append(f"COUNT={draw(st.integers(1, 40))}")
     elif end_kind == "until":
         until = day + dt.timedelta(days=draw(st.integers(0, 200)))
-        parts.append(f"UNTIL={until:%Y%m%d}" if all_day else f"UNTIL={until:%Y%m%d}T235959Z")
+        # A UTC UNTIL one day later stays after DTSTART in every zone (local 23:00 on ``day``
+        # is at most ``day`` + 1 in UTC). An UNTIL before DTSTART is the case where the
+        # references disagree (RFC 5545: DTSTART is still the first instance; the emulator
+        # lists none), written down in docs/agenda.md and pinned by its own test.
+        parts.append(f"UNTIL={until:%Y%m%d}" if all_day
+                     else f"UNTIL={until + dt.timedelta(days=1):%Y%m%d}T235959Z")
     if all_day:
         length = draw(st.integers(1, 3))
         times = {"start": {"date": day.isoformat()},
@@ -396,3 +401,12 @@ def test_an_unsynchronized_dtstart_is_the_first_instance_and_counts() -> None:
     got = [o.start_utc.date().isoformat() for o in expand_series(master, [], LO, HI)]
     assert got == ["2025-03-04", "2025-03-10", "2025-03-17"]
 
+
+
+def test_an_until_before_dtstart_leaves_dtstart_as_the_only_instance() -> None:
+    """The same rule when UNTIL (UTC) falls before DTSTART: 23:00 in New York on 9 March is
+    03:00 UTC on the 10th, after UNTIL=20250309T235959Z. The emulator lists nothing."""
+    master = {"id": "u", **_timed("America/New_York", dt.date(2025, 3, 9), 23, 0, 15),
+              "recurrence": ["RRULE:FREQ=MONTHLY;UNTIL=20250309T235959Z"]}
+    got = [o.instance_id for o in expand_series(master, [], LO, HI)]
+    assert got == ["u_20250310T030000Z"]
