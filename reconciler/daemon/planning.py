@@ -48,9 +48,11 @@ def first_run_offset(interval: float, jitter: float,
     return rand() * min(max(jitter, 0.0), FIRST_PASS_SPREAD_MAX) * interval
 
 
-def next_after_pass(started: dt.datetime, interval: float, now: dt.datetime) -> dt.datetime:
-    """Start-to-start: the next pass is due ``interval`` after this one started (never in the past)."""
-    return max(started + dt.timedelta(seconds=interval), now)
+def next_after_pass(started: dt.datetime, interval: float, now: dt.datetime,
+                    grid: Grid | None = None) -> dt.datetime:
+    """When the next pass is due, never in the past: start to start (``interval`` after
+    this one started), or the calendar's next grid point under ``adaptive``."""
+    return max(due_after(started, interval, grid), now)
 
 
 def audit_fraction(calendar_id: str) -> float:
@@ -165,7 +167,7 @@ def decide(row: CalendarState | None, account: AccountState | None, now: dt.date
     adaptive ``grid``, on the calendar's next grid point instead).
     """
     due = due_after(started, interval, grid)
-    on_schedule = max(due, now)
+    on_schedule = next_after_pass(started, interval, now, grid)
     if ended is None:
         assert row is not None
         chosen = plan(row, account, now, first=first, process_started=process_started,
