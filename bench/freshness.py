@@ -28,6 +28,7 @@ polls each calendar at its allocation (an edit waits U(0, I_c); no latency).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import random
 import signal
@@ -69,7 +70,8 @@ class Setup:
     budget: int = 600
     latency_ms: float = 100.0
     seed: int = 18
-    quiet_zipf: float = 0.0  # 0: the quiet calendars share their 20% evenly; s > 0: Zipf(s)
+    quiet_zipf: float = 0.8  # the quiet calendars' share by Zipf(s) rank; 0: evenly
+    history: float = 7200.0  # seconds of the same edit process before the run (0: none)
 
     @property
     def busy(self) -> int:
@@ -141,11 +143,42 @@ def trace(setup: Setup, rng: random.Random) -> list[Edit]:
         seq += 1
 
 
-def start_emulator(setup: Setup) -> tuple[Emulator, ServerHandle]:
+def history(setup: Setup) -> dict[str, dict[int, float]]:
+    """Per calendar, the age (seconds before the run) of each event's last edit, for the
+    events edited in the ``setup.history`` seconds before: the fleet was changing at the
+    same rates before ``run`` started, as a real fleet is (the first listing shows it)."""
+    rng = random.Random(setup.seed * 7919)
+    ages: dict[str, dict[int, float]] = {}
+    for cal, rate in true_rates(setup).items():
+        mine: dict[int, float] = {}
+        t = 0.0
+        while rate > 0:
+            t += rng.expovariate(rate)
+            if t > setup.history:
+                break
+            mine.setdefault(rng.randrange(setup.events), t)
+        ages[cal] = mine
+    return ages
+
+
+def stamp(at: float) -> str:
+    """RFC 3339 in UTC with milliseconds, as Google writes ``updated``."""
+    when = dt.datetime.fromtimestamp(at, dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def start_emulator(setup: Setup, past: dict[str, dict[int, float]],
+                   now: float) -> tuple[Emulator, ServerHandle]:
     emu = Emulator(default_user=USERS[0])
     for n, cal in enumerate(calendar_ids(setup)):
         emu.add_calendar(cal, owners=[USERS[n % len(USERS)]])
-        emu.seed_raw(cal, [data.make_event(cal, k) for k in range(setup.events)])
+        events = []
+        for k in range(setup.events):
+            event = data.make_event(cal, k)
+            if k in past[cal]:
+                event["updated"] = stamp(now - past[cal][k])
+            events.append(event)
+        emu.seed_raw(cal, events)
     handle = ServerHandle(emu, "127.0.0.1", 0)
     emu.set_latency(fixed_ms=setup.latency_ms)
     return emu, handle
@@ -266,17 +299,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the edit trace")
     parser.add_argument("--seed", type=int, default=18)
-    parser.add_argument("--quiet-zipf", type=float, default=0.0, metavar="S",
+    parser.add_argument("--quiet-zipf", type=float, default=0.8, metavar="S",
                         help="quiet calendars' share of edits by Zipf(S) rank (0: even)")
+    parser.add_argument("--history", type=float, default=7200.0, metavar="SECONDS",
+                        help="the same edits for this long before the run (0: a cold start)")
     args = parser.parse_args()
-    setup = Setup(minutes=args.minutes, seed=args.seed, quiet_zipf=args.quiet_zipf)
+    setup = Setup(minutes=args.minutes, seed=args.seed, quiet_zipf=args.quiet_zipf,
+                  history=args.history)
     rng = random.Random(setup.seed)
     edits = trace(setup, rng)
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
         directory = Path(tmp)
         sides = []
+        past, now = history(setup), time.time()
         for label in ("fixed", "adaptive"):
-            emu, handle = start_emulator(setup)
+            emu, handle = start_emulator(setup, past, now)
             sides.append(Side(label, emu, handle, directory / f"{label}.db"))
         try:
             for side in sides:
@@ -313,6 +350,7 @@ def main() -> None:
         fixed_theory, oracle = theory(setup, edits, rng)
         idle = setup.calendars - len({e.calendar for e in edits})
         share = f"Zipf s={setup.quiet_zipf:g}" if setup.quiet_zipf else "even"
+        share += f"; {setup.history:g} s of edits before the run" if setup.history else "; cold start"
         print(f"Freshness: {setup.calendars} calendars x {setup.events} events over {len(USERS)} "
               f"accounts, {setup.busy} busy calendars take {setup.busy_edits:.0%} of "
               f"{setup.edits_per_minute:.0f} edits/min for {setup.minutes:g} min "

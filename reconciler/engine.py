@@ -52,6 +52,7 @@ from reconciler.outcome import (
     PassOutcome,
 )
 from reconciler.planner import Listing, PagePlan, page_ids, plan_page, valid_item
+from reconciler.schedule.estimate import LISTING_WINDOW
 from reconciler.store import calendars, occurrences
 from reconciler.store.events import (
     has_rows,
@@ -159,6 +160,7 @@ class _Tally:
     written: WrittenIds | None = None  # full listing of a calendar with no rows: nothing to sweep
     max_server_ms: int | None = None
     listing_updated_ms: int | None = None
+    recent: set[int] = field(default_factory=set)  # distinct seconds of recent ``updated``s
     cursor: Cursor = field(default_factory=Cursor)
 
     @property
@@ -235,7 +237,7 @@ class CalendarSync:
             cursor=tally.cursor, full_reason=tally.full_reason, pages=tally.pages,
             items=tally.items, counts=tally.counts,
             requests=self.api.requests - requests_before,
-            seconds=time.monotonic() - started)
+            seconds=time.monotonic() - started, recent=len(tally.recent))
 
     def _occurrence_window(self, calendar_pk: int) -> occurrences.Window | None:
         """Roll the calendar's occurrence window to today (free when already there)."""
@@ -427,6 +429,8 @@ class _Run:
                 BAD_EVENT_LOG.log(self.state.calendar_id, logging.WARNING, "calendar %s%s: %s",
                                   self.state.calendar_id, subject, problem)
             tally.add(plan)
+            since = (listing_ms or listing_at.received_ms) - int(LISTING_WINDOW * 1000)
+            tally.recent.update(ms // 1000 for ms in plan.updated_ms if ms >= since)
             if plan.max_updated_ms is not None:
                 tally.max_server_ms = max(tally.max_server_ms or 0, plan.max_updated_ms)
             write_page(self.state.pk, plan.writes, plan.changes, history=self.engine.history,

@@ -170,6 +170,9 @@ class PassOutcome:
     counts: Counts = Counts()
     requests: int = 0
     seconds: float = 0.0
+    # Distinct seconds among the listed events' ``updated`` times in the
+    # LISTING_WINDOW before the pass (the adaptive schedule's first estimate).
+    recent: int = 0
 
     # Read-only views of ``counts`` for callers that read ``outcome.created``;
     # the counters themselves are declared once, by :class:`Counts`.

@@ -59,6 +59,7 @@ class PagePlan:
     ids: list[str] = field(default_factory=list)  # every valid id on the page, in order
     counts: Counts = field(default_factory=Counts)
     max_updated_ms: int | None = None  # newest ``updated`` an item carried
+    updated_ms: list[int] = field(default_factory=list)  # every item's ``updated`` (schedule)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event id or "", why)
     missing_raw: list[str] = field(default_factory=list)  # updated ids without stored raw JSON
 
@@ -121,6 +122,7 @@ def plan_page(stored: Mapping[str, Version], items: Sequence[Any], listing: List
             tally[counter] += 1
         if fields.updated_ms is not None:
             plan.max_updated_ms = max(plan.max_updated_ms or 0, fields.updated_ms)
+            plan.updated_ms.append(fields.updated_ms)
         if raw is None:
             continue
         if fields.problems:

@@ -7,8 +7,11 @@ every calendar's stored estimate and writes the planned intervals into the
 rows, so whichever process polls a calendar polls it on the same plan and the
 processes spend one budget together, not one each.
 
-A calendar whose interval shrank (it became busier) has its next poll brought
-forward to the new grid at once, instead of waiting out the old interval.
+A calendar whose interval changed has its next poll moved to the new due
+time at once (in the scheduler and in its row, which is what a firing job
+checks): a calendar that became busier does not wait out its old interval,
+and one found idle (a first listing showed no recent change) does not spend
+a poll at the configured interval before its plan applies.
 Under ``schedule = "fixed"`` the job does not run, and a plan an adaptive run
 left behind is cleared at start, so status and metrics judge lag against the
 configured intervals.
@@ -16,6 +19,7 @@ configured intervals.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -71,24 +75,34 @@ class Replanner:
         except ReconcilerError as exc:
             log.warning("adaptive schedule: could not replan: %s", exc)
             return
-        self._bring_forward(plan, config)
+        self._move(plan, config)
 
-    def _bring_forward(self, plan: dict[int, float | None], config: Config) -> None:
+    def _move(self, plan: dict[int, float | None], config: Config) -> None:
+        """Move the next poll of every calendar whose interval changed to its new due time."""
         now = utcnow()
+        moved: dict[int, dt.datetime] = {}
         for job in self.roster.jobs():
             if job.pk not in plan or job.running or job.last_started is None:
                 continue
             if job.hold_until is not None and job.hold_until > now:
                 continue  # a backoff or a parked account keeps its wait
             interval = plan[job.pk] or float(job.interval)
-            if interval >= job.last_interval:
+            if interval == job.last_interval:
                 continue
             job.last_interval = interval
-            sooner = max(due_after(job.last_started, interval, grid_of(job.calendar_id, config)),
-                         now)
+            due = max(due_after(job.last_started, interval, grid_of(job.calendar_id, config)),
+                      now)
             scheduled = self.roster.next_run_time(job)
-            if scheduled is not None and sooner < scheduled:
-                self.roster.reschedule(job, sooner)
+            if scheduled is not None and abs((due - scheduled).total_seconds()) > 0.5:
+                moved[job.pk] = due
+                self.roster.reschedule(job, due)
+        if moved:
+            # The row's due time is what a job checks when it fires (and what another
+            # process's job of the calendar sees): it moves with the job.
+            try:
+                schedule_rows.write_next_due(moved)
+            except ReconcilerError as exc:
+                log.warning("adaptive schedule: could not move due times: %s", exc)
 
 
 __all__ = ["Replanner", "replan_period"]

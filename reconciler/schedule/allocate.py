@@ -33,6 +33,7 @@ from typing import TypeVar
 K = TypeVar("K")
 
 BISECTION_STEPS = 100
+RUNGS = 8  # planned intervals lie on a ladder of 8 rungs per doubling (steps of 9%)
 BUDGET_SLACK = 1e-9  # relative: float rounding must never tip the sum over the budget
 
 
@@ -86,6 +87,50 @@ def intervals(rates: Mapping[K, float], budget: float, min_interval: float,
     keys = list(rates)
     freqs = frequencies([rates[k] for k in keys], budget, min_interval, max_interval)
     return {k: 1.0 / f for k, f in zip(keys, freqs, strict=True)}
+
+
+def rung(seconds: float) -> float:
+    """The shortest interval of the ladder ``2 ** (k / RUNGS)`` that is at least ``seconds``."""
+    k = math.ceil(math.log2(seconds) * RUNGS - 1e-9)
+    return max(seconds, 2.0 ** (k / RUNGS))
+
+
+def on_ladder(plan: Mapping[K, float], rates: Mapping[K, float], budget: float,
+              bounds: tuple[float, float]) -> dict[K, float]:
+    """The allocation's intervals moved onto the ladder of intervals ``2 ** (k / RUNGS)``.
+
+    Why: a busy calendar's estimate moves a little with every pass, and a new
+    interval, however close, is a new phase grid (:mod:`reconciler.schedule.spread`)
+    and an irregular gap, which costs staleness (an edit waits ``E[G^2] / 2E[G]``,
+    not ``I / 2``). On the ladder the plan of such a calendar stays put.
+
+    Each interval is rounded up to its rung (never past ``max_interval``
+    unless it already was: the budget won), which spends at most the budget;
+    what that leaves is spent greedily, one rung down, on the busiest
+    calendars first (they gain most staleness per request), never below
+    ``min_interval``. Properties (tests/schedule/test_allocate.py):
+    the budget is never exceeded; each interval is within one rung of the
+    allocation's; a busier calendar never gets a longer interval.
+    """
+    low, high = bounds
+    out = {k: min(rung(seconds), max(high, seconds)) for k, seconds in plan.items()}
+    left = budget * (1.0 - BUDGET_SLACK) - sum(1.0 / s for s in out.values())
+    step = 2.0 ** (1.0 / RUNGS)
+    groups: dict[tuple[float, float], list[K]] = {}  # (rate, rung): they move together
+    for k in out:
+        if rates.get(k, 0.0) > 0 and out[k] / step >= low:
+            groups.setdefault((rates[k], out[k]), []).append(k)
+    limit = 0.0  # the longest interval of a busier group that could not move
+    for (_rate, seconds), keys in sorted(groups.items(), reverse=True):
+        cost = len(keys) * (step - 1.0) / seconds
+        if cost > left or seconds / step < limit * (1 - 1e-12):
+            # a quieter calendar never overtakes a busier one that stayed
+            limit = max(limit, seconds)
+            continue
+        for k in keys:
+            out[k] = seconds / step
+        left -= cost
+    return out
 
 
 def expected_staleness(interval: float) -> float:

@@ -147,11 +147,38 @@ def prior_weight(estimates: Iterable[Estimate], half_life: float = HALF_LIFE) ->
     return min(strongest, mean / variance)
 
 
+LISTING_WINDOW = HALF_LIFE / 2  # seconds of a full listing's ``updated`` times that count
+
+
+def from_listing(recent: int, items: int, window: float = LISTING_WINDOW) -> Estimate | None:
+    """A first estimate from a calendar's first full listing: ``recent`` distinct
+    moments (seconds) among its ``items`` events' ``updated`` times in the last ``window``.
+
+    Why: without it a calendar is unknown until its first incremental pass, an
+    interval after the first; a busy shared calendar then waits as long as an
+    idle one, and a fleet's first minutes are polled blind. A listing shows each
+    event's *last* change only: with ``n`` events changed at random at rate
+    ``r``, the share of them changed in the last ``W`` seconds is
+    ``1 - exp(-r W / n)``, so ``r = -(n / W) ln(1 - k / n)`` (the inversion
+    corrects for events changed twice; ``k`` is capped at ``n - 1/2``, where
+    the listing stops telling rates apart). ``k`` counts distinct seconds, not
+    events: an import or a bulk edit that touched a thousand events in one
+    second is one change to see, not a thousand. The estimate rests on ``W``
+    seconds of observation and is then refined, and faded, by the incremental
+    passes like any other. None for an empty calendar (nothing to learn from).
+    """
+    if items <= 0 or window <= 0:
+        return None
+    k = min(float(max(0, recent)), items - 0.5)
+    return Estimate(rate=-(items / window) * math.log1p(-k / items), weight=window)
+
+
 def changed_items(created: int, updated: int, deleted: int, mode: str) -> int | None:
     """How many changes an incremental pass observed; None for a full listing.
 
     A full listing (first pass, 410, audit) returns every item, not what
-    changed, so it is no observation of the change rate.
+    changed, so it is no observation of the change rate by count (a first
+    listing's ``updated`` times are: :func:`from_listing`).
     """
     if mode == "full":
         return None

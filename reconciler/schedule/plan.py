@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.schedule.allocate import budget_per_second, intervals
+from reconciler.schedule.allocate import budget_per_second, intervals, on_ladder
 from reconciler.schedule.estimate import Estimate, pooled_rate, prior_weight, shrunk
 
 
@@ -40,8 +40,9 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
     interval, unless the quota is the tighter budget), as the fixed schedule
     does. Otherwise each measured rate is shrunk toward the fleet's pooled
     rate by a Gamma prior fitted to the fleet (empirical Bayes:
-    :func:`reconciler.schedule.estimate.prior_weight` and ``shrunk``), and the
-    square-root rule shares the rest of the budget.
+    :func:`reconciler.schedule.estimate.prior_weight` and ``shrunk``), the
+    square-root rule shares the rest of the budget, and the intervals are put
+    on the ladder (:func:`reconciler.schedule.allocate.on_ladder`).
     """
     rows = list(fleet)
     if not rows:
@@ -61,5 +62,7 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
         return plan
     strength = prior_weight(estimates.values())
     measured = {pk: shrunk(est, prior, strength) for pk, est in estimates.items()}
-    plan.update(intervals(measured, left, bounds[0], bounds[1]))
+    plan.update(on_ladder(intervals(measured, left, bounds[0], bounds[1]), measured, left,
+                          bounds))
     return plan
+

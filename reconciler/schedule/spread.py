@@ -7,15 +7,24 @@ in every process) and polls on its own grid of absolute times
 ``(k + p) * interval``: with phases spread uniformly, so are the polls, and
 the fleet's busiest second stays near the mean rate.
 
-After a pass that started at ``started``, the next poll is one interval after
-the grid point nearest to ``started`` (so between half and one and a half
-intervals later; at steady state exactly one interval after the pass's own
-slot: a pass that started late, waiting for the quota, does not shift the
-calendar off its grid nor make it poll more often), and never later than
-``max_interval`` after the start, so a plan that lengthens an interval cannot
-stretch one gap beyond the bound (unless the interval itself is longer: when
-the budget wins over ``max_interval``, the grid is kept, or the fleet would
-spend more than the budget). First passes
+After a pass that started at ``started``, the next poll is one interval
+later, moved half of the way toward the calendar's nearest grid point
+(``PULL``). So the gap is always within a quarter of an interval of the
+interval; at steady state a calendar converges onto its grid (the distance
+halves with each poll); a pass that started late (waiting for the quota) is
+pulled back toward its slot instead of shifting the calendar or making it
+poll more often; and a fleet whose first passes started together is spread
+over half an interval by its second polls and over its phases after that.
+Why not jump to the nearest point: the grid of interval ``I`` is
+``(k + p) * I`` counted from 2000, so any change of the planned interval
+reshuffles the points; jumping made a gap anything between half and one and a
+half intervals, and irregular gaps cost staleness (an edit waits
+``E[G^2] / 2E[G]``, not ``I / 2``). Why not a bounded jump: the calendars
+that need the long move all land on the bound, in the same second.
+The gap is never later than ``max_interval`` after the start, so a plan that
+lengthens an interval cannot stretch one gap beyond the bound (unless the
+interval itself is longer: when the budget wins over ``max_interval``, the
+grid is kept, or the fleet would spend more than the budget). First passes
 are not touched (they start at once, DESIGN).
 """
 
@@ -25,6 +34,7 @@ import datetime as dt
 import hashlib
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+PULL = 0.5  # the share of the way to its grid point a poll moves
 
 
 def phase(calendar_id: str) -> float:
@@ -40,16 +50,18 @@ def _seconds(when: dt.datetime) -> float:
 
 def next_poll(started: dt.datetime, interval: float, phase_of: float,
               max_interval: float | None = None) -> dt.datetime:
-    """One interval after the point of the calendar's grid nearest to ``started``.
+    """One interval after ``started``, moved ``PULL`` of the way to the calendar's grid point.
 
     The result keeps ``started``'s tzinfo (naive UTC in, naive UTC out) and
-    lies in ``[started + interval/2, started + min(1.5 * interval, max(max_interval, interval))]``.
+    lies in ``[started + 3/4 interval, started + min(5/4 interval,
+    max(max_interval, interval))]``.
     """
     base = _seconds(started)
-    # The grid point this pass belongs to (the nearest one: a pass that started
-    # late because it waited for the quota still counts for its own slot), plus one.
-    k = round(base / interval - phase_of)
-    at = (k + 1 + phase_of) * interval
+    target = base + interval
+    # The grid point nearest to one interval later (a pass that started late because
+    # it waited for the quota still belongs to its own slot): move part of the way.
+    nearest = (round(target / interval - phase_of) + phase_of) * interval
+    at = target + PULL * (nearest - target)
     if max_interval is not None:
         at = min(at, base + max(max_interval, interval))
     return started + dt.timedelta(seconds=at - base)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import peewee
 
 from reconciler.outcome import CalendarState, PassOutcome
-from reconciler.schedule.estimate import Estimate, changed_items, observe
+from reconciler.schedule.estimate import Estimate, changed_items, from_listing, observe
 from reconciler.store.dberrors import map_db_errors
 from reconciler.store.models import Calendar
 
@@ -45,11 +45,15 @@ def observed(calendar: CalendarState, outcome: PassOutcome,
              now: dt.datetime) -> Estimate | None:
     """The estimate after this pass, or None when the pass is no observation.
 
-    A full listing is none (it returns everything, not what changed), and
-    neither is a first pass (no previous success to measure time from).
+    A full listing counts no changes (it returns everything, not what
+    changed), and a first pass has no previous success to measure time from;
+    but a calendar's first full listing, while it has no estimate yet, gives
+    its first one from the events' ``updated`` times (``from_listing``).
     """
     changed = changed_items(outcome.created, outcome.updated, outcome.deleted, outcome.mode)
     if changed is None or calendar.last_success is None:
+        if outcome.mode == "full" and not calendar.rate_weight:
+            return from_listing(outcome.recent, outcome.items)
         return None
     elapsed = (now - calendar.last_success).total_seconds()
     return observe(Estimate(calendar.change_rate, calendar.rate_weight), changed, elapsed)
@@ -88,6 +92,18 @@ def write_planned_intervals(plan: Mapping[int, float | None]) -> int:
         case = peewee.Case(Calendar.id, [(pk, interval) for pk, interval in chunk],
                            Calendar.planned_interval)
         (Calendar.update({Calendar.planned_interval: case})
+         .where(Calendar.id.in_([pk for pk, _ in chunk])).execute())
+    return len(items)
+
+
+@map_db_errors()
+def write_next_due(dues: Mapping[int, dt.datetime]) -> int:
+    """Store calendars' next due times (a replanning moved them); one UPDATE per chunk."""
+    items = list(dues.items())
+    for start in range(0, len(items), WRITE_CHUNK):
+        chunk = items[start:start + WRITE_CHUNK]
+        case = peewee.Case(Calendar.id, [(pk, due) for pk, due in chunk], Calendar.next_due)
+        (Calendar.update({Calendar.next_due: case})
          .where(Calendar.id.in_([pk for pk, _ in chunk])).execute())
     return len(items)
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from reconciler.schedule.allocate import budget_per_second, expected_staleness, intervals
+from reconciler.schedule.allocate import (
+    RUNGS,
+    budget_per_second,
+    expected_staleness,
+    intervals,
+    on_ladder,
+    rung,
+)
 
 rates = st.lists(st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=10.0)),
                  min_size=1, max_size=300)
@@ -84,3 +92,30 @@ def test_budget_and_staleness() -> None:
     assert budget_per_second(300, 30, 600) == 10.0
     assert budget_per_second(300, 30, 300) == 5.0
     assert expected_staleness(30) == 15.0
+
+
+@given(rates, budgets, bounds)
+def test_the_ladder_keeps_the_budget_and_the_order(rs: list[float], budget: float,
+                                                   b: tuple[float, float]) -> None:
+    """On the ladder: within budget, within one rung of the allocation, on a rung (or the
+    bounds), and a busier calendar never gets a longer interval."""
+    lo, hi = min(b), max(b)
+    allocated = plan(rs, budget, lo, hi)
+    laddered = on_ladder(allocated, dict(enumerate(rs)), budget, (lo, hi))
+    assert sum(1.0 / i for i in laddered.values()) <= budget * (1 + 1e-12)
+    step = 2 ** (1 / RUNGS)
+    for k, seconds in laddered.items():
+        assert allocated[k] / step * (1 - 1e-9) <= seconds <= allocated[k] * step * (1 + 1e-9)
+        assert seconds >= min(lo, allocated[k]) * (1 - 1e-9)
+    for a, b_ in itertools.permutations(range(len(rs)), 2):
+        if rs[a] > rs[b_]:
+            assert laddered[a] <= laddered[b_] * (1 + 1e-9)
+
+
+def test_a_small_change_of_rate_keeps_the_rung() -> None:
+    """Why the ladder: estimates that move by a few percent leave the plan as it was."""
+    base = {0: 0.1, 1: 0.03, 2: 0.0}
+    first = on_ladder(intervals(base, 0.5, 2, 60), base, 0.5, (2, 60))
+    for moved in ({0: 0.102, 1: 0.0295, 2: 0.0}, {0: 0.098, 1: 0.0305, 2: 0.0}):
+        assert on_ladder(intervals(moved, 0.5, 2, 60), moved, 0.5, (2, 60)) == first
+    assert rung(4.0) == 4.0 and rung(4.1) == pytest.approx(2 ** (17 / 8))

@@ -9,6 +9,8 @@ in one UPDATE.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from playhouse.test_utils import count_queries
 
 from reconciler import status
 from reconciler.emulator import Emulator
+from reconciler.schedule.estimate import LISTING_WINDOW, from_listing
 from reconciler.schedule.plan import replan
 from reconciler.service import Service
 from reconciler.store import calendars
@@ -30,6 +33,51 @@ def _event(n: int) -> dict[str, object]:
     return {"summary": f"e{n}", "start": {"date": "2026-01-01"}, "end": {"date": "2026-01-02"}}
 
 
+def test_a_first_listing_reads_the_rate_from_updated_times(calendar_emulator: Emulator,
+                                                           tmp_path: Path,
+                                                           database_url: str) -> None:
+    """Events changed long ago: idle (rate 0, measured); changed recently at distinct
+    moments: busy; a thousand-event import in one second: one change, not a thousand."""
+    emu = calendar_emulator
+    old, busy, bulk = "old@group.calendar.google.com", BUSY, "bulk@group.calendar.google.com"
+    now = time.time()
+    for cid in (old, busy, bulk):
+        emu.add_calendar(cid, summary=cid, owners=["user@example.com"])
+    emu.seed_raw(old, [_raw(k, _stamp(1_704_067_200 + k)) for k in range(20)])  # in 2024
+    emu.seed_raw(busy, [_raw(k, _stamp(now - 15 * k)) for k in range(20)])  # every 15 s
+    emu.seed_raw(bulk, [_raw(k, _stamp(now - 5)) for k in range(200)])
+    path = write_config(tmp_path, database_url,
+                        [{"name": "ops", "calendars": [old, busy, bulk]}], {"interval": 30})
+    svc = Service(config_for(emu, path))
+    try:
+        found, _ = svc.resolve_calendars()
+        svc.run_pass(found)
+        fleet = {r.calendar_id: r for r in rows.fleet_estimates()}
+    finally:
+        svc.close()
+    assert all(r.weight == pytest.approx(LISTING_WINDOW) for r in fleet.values())
+    assert fleet[old].rate == 0.0
+    # 20 changes in 300 s, every event changed: saturated, read as "at least" that
+    assert fleet[busy].rate >= 1 / 15
+    assert fleet[busy].rate == pytest.approx(from_listing(20, 20).rate,  # type: ignore[union-attr]
+                                             rel=1e-5)  # MariaDB: a FLOAT
+    assert fleet[bulk].rate == pytest.approx(from_listing(1, 200).rate,  # type: ignore[union-attr]
+                                             rel=1e-5)
+    assert fleet[bulk].rate < fleet[busy].rate / 10
+
+
+def _raw(n: int, updated: str) -> dict[str, object]:
+    return {"kind": "calendar#event", "id": f"ev{n:05d}", "etag": f'"{3_100_000 + n}"',
+            "status": "confirmed", "summary": f"e{n}", "created": updated, "updated": updated,
+            "start": {"date": "2026-01-01"}, "end": {"date": "2026-01-02"},
+            "iCalUID": f"ev{n:05d}@google.com"}
+
+
+def _stamp(at: float) -> str:
+    when = dt.datetime.fromtimestamp(at, dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator, tmp_path: Path,
                                                      database_url: str) -> None:
     emu = calendar_emulator
@@ -42,14 +90,18 @@ def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator
     svc = Service(config)
     try:
         found, _ = svc.resolve_calendars()
-        svc.run_pass(found)  # first (full) passes: no observation
-        assert all(not r.observed for r in rows.fleet_estimates())
+        svc.run_pass(found)  # first (full) passes: a first estimate from the listing
+        first = from_listing(1, 1)  # one event, changed just now
+        assert first is not None
+        estimates = rows.fleet_estimates()
+        assert [r.rate for r in estimates] == pytest.approx([first.rate] * 2, rel=1e-5)
+        assert [r.weight for r in estimates] == pytest.approx([first.weight] * 2, rel=1e-5)
         for n in range(1, 4):
             emu.insert_event(BUSY, _event(n))
         svc.run_pass(found)
         fleet = {r.calendar_id: r for r in rows.fleet_estimates()}
-        assert fleet[BUSY].observed and fleet[BUSY].rate > 0
-        assert fleet[QUIET].observed and fleet[QUIET].rate == 0.0
+        assert fleet[BUSY].observed and fleet[QUIET].observed
+        assert fleet[BUSY].rate > 5 * fleet[QUIET].rate > 0
         state = calendars.read_state(fleet[BUSY].pk)
         assert state is not None and state.change_rate == pytest.approx(fleet[BUSY].rate)
 
@@ -70,8 +122,8 @@ def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator
         adaptive = dataclasses.replace(config, sync=dataclasses.replace(config.sync,
                                                                         schedule="adaptive"))
         shown = {r["calendar"]: r for r in status.calendar_status(adaptive)}
-        assert shown[QUIET]["interval_s"] == pytest.approx(quiet)
-        assert shown[QUIET]["expected_staleness_s"] == pytest.approx(quiet / 2)
+        assert shown[QUIET]["interval_s"] == pytest.approx(quiet, rel=1e-5)
+        assert shown[QUIET]["expected_staleness_s"] == pytest.approx(quiet / 2, rel=1e-5)
         assert shown[BUSY]["changes_per_hour"] == pytest.approx(fleet[BUSY].rate * 3600)
         assert "CHG/H" in status.render_table(list(shown.values()))
         fixed = {r["calendar"]: r for r in status.calendar_status(config)}
