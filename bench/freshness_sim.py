@@ -3,7 +3,7 @@
 ``bench/freshness.py`` measures the real ``run`` against emulators (about
 5.5 minutes a run, one trace). This script replays the same trace through
 the same decisions (:mod:`reconciler.schedule`: the estimator, the
-replanning, the phase grid, and ``daemon.planning.due_after``) in simulated
+replanning, the phase grid, and ``daemon.planning.next_after_pass``) in simulated
 time, with the daemon's replanning period, one request's latency and the
 quota's token bucket, in a second. It is for what one measured run cannot
 show: many seeds, where staleness comes from (busy or quiet calendars, which
@@ -14,6 +14,7 @@ from ``bench/freshness.py``; the two should agree within a run's noise
 
     .venv/bin/python bench/freshness_sim.py                      # the issue's setup, 5 seeds
     .venv/bin/python bench/freshness_sim.py --quiet-zipf 0 --seeds 10
+    .venv/bin/python bench/freshness_sim.py --history 0   # a cold start
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from freshness import Edit, Setup, calendar_ids, pct, theory, trace, true_rates
+from freshness import Edit, Setup, calendar_ids, history, pct, theory, trace, true_rates
 
-from reconciler.daemon.planning import due_after
+from reconciler.daemon.planning import next_after_pass
 from reconciler.intervals import Grid
 from reconciler.schedule import plan as adaptive_plan
 from reconciler.schedule.estimate import LISTING_WINDOW, Estimate, from_listing, observe
 from reconciler.schedule.spread import phase
 
 EPOCH = dt.datetime(2026, 12, 7, 12, 0, 0)
-LOG: list[tuple[str, float]] = []
 LATENCY = 0.1  # one events.list page
 SHOW = 0.15  # from a poll's start until its changes are in the mirror (request + commit)
 
@@ -74,29 +74,22 @@ def since(when: dt.datetime) -> float:
     return (when - EPOCH).total_seconds()
 
 
-def history(setup: Setup, rng: random.Random, rate: float) -> list[float]:
-    """Ages (seconds before start) of each event's last update, edits at ``rate`` for 2 h."""
-    ages = [1e9] * setup.events
-    t = 0.0
-    while True:
-        t += rng.expovariate(rate) if rate > 0 else 1e9
-        if t > 7200:
-            return ages
-        k = rng.randrange(setup.events)
-        ages[k] = min(ages[k], t)
-
-
+def first_estimate(ages: list[float], events: int) -> Estimate:
+    """What the first listing tells (``estimate.from_listing``) of a calendar whose
+    events were last changed ``ages`` seconds ago."""
+    recent = len({math.floor(a) for a in ages if a < LISTING_WINDOW})
+    return from_listing(recent, events) or Estimate()
 
 
 def simulate(setup: Setup, edits: list[Edit], adaptive: bool,
-             replan_every: float, with_history: bool = False
-             ) -> tuple[list[tuple[Edit, float]], list[float]]:
+             replan_every: float) -> tuple[list[tuple[Edit, float]], list[float]]:
     """(edit, staleness) for every edit and the start time of every poll."""
     rates = {c: r for c, r in zip(calendar_ids(setup), _rates(setup), strict=True)}
     cals = {cid: Cal(cid, rate, n < setup.busy, Grid(phase(cid), setup.max_interval))
             for n, (cid, rate) in enumerate(rates.items())}
     pks = {cid: n for n, cid in enumerate(cals)}
     rng = random.Random(setup.seed)
+    past = history(setup)
     queue: list[tuple[float, int, str]] = []
     for cid in cals:
         heapq.heappush(queue, (rng.uniform(0, 0.1 * setup.interval), 0, cid))
@@ -133,15 +126,13 @@ def simulate(setup: Setup, edits: list[Edit], adaptive: bool,
                 continue
         cal = cals[cid]
         polls.append(when)
-        LOG.append((cid, when))
         seen = [e for e in cal.pending]
         cal.pending.clear()
         for e in seen:
             stale.append((e, when + SHOW - (first_done(setup) + e.at)))
-        if cal.last_poll is None and with_history:
-            ages = [a + when for a in history(setup, rng, cal.rate)]
-            recent = len({math.floor(a) for a in ages if a < LISTING_WINDOW})
-            cal.estimate = from_listing(recent, len(ages)) or Estimate()
+        if cal.last_poll is None:
+            ages = [a + when for a in past[cid].values()]
+            cal.estimate = first_estimate(ages, setup.events)
         if cal.last_poll is not None:
             changed = len({e.event for e in seen})
             cal.estimate = observe(cal.estimate, changed, when - cal.last_poll)
@@ -149,8 +140,9 @@ def simulate(setup: Setup, edits: list[Edit], adaptive: bool,
         cal.last_started = when
         interval = adaptive_plan.interval_of(setup.interval, cal.planned, adaptive)
         cal.last_interval = interval
-        due = due_after(at(when), interval, cal.grid if adaptive else None)
-        cal.due = max(since(due), when + LATENCY)
+        due = next_after_pass(at(when), interval, at(when + LATENCY),
+                              cal.grid if adaptive else None)
+        cal.due = since(due)
         version[cid] += 1
         heapq.heappush(queue, (cal.due, version[cid], cid))
     return stale, polls
@@ -174,7 +166,7 @@ def _replan(cals: dict[str, Cal], pks: dict[str, int], setup: Setup, now: float,
         if interval == cal.last_interval:
             continue
         cal.last_interval = interval
-        moved = max(since(due_after(at(cal.last_started), interval, cal.grid)), now)
+        moved = since(next_after_pass(at(cal.last_started), interval, at(now), cal.grid))
         if abs(moved - cal.due) > 0.5:
             cal.due = moved
             version[cal.cid] += 1
@@ -190,18 +182,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--quiet-zipf", type=float, default=0.8)
-    parser.add_argument("--history", action="store_true")
+    parser.add_argument("--history", type=float, default=7200.0, metavar="SECONDS",
+                        help="the same edits for this long before the run (0: a cold start)")
     args = parser.parse_args()
     print("| seed | schedule | p50 | p95 | mean | max | req/min | busy p50 | quiet p50 | "
           "1st min p50 | later p50 |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seed in range(18, 18 + args.seeds):
-        setup = Setup(minutes=args.minutes, seed=seed, quiet_zipf=args.quiet_zipf)
+        setup = Setup(minutes=args.minutes, seed=seed, quiet_zipf=args.quiet_zipf,
+                      history=args.history)
         rng = random.Random(setup.seed)
         edits = trace(setup, rng)
         busy = set(calendar_ids(setup)[:setup.busy])
         for label, adaptive in (("fixed", False), ("adaptive", True)):
-            stale, polls = simulate(setup, edits, adaptive, max(1.0, setup.interval / 4), args.history)
+            stale, polls = simulate(setup, edits, adaptive, max(1.0, setup.interval / 4))
             values = [s for _, s in stale]
             window = [p for p in polls if first_done(setup) <= p < first_done(setup) + setup.minutes * 60]
             b = [s for e, s in stale if e.calendar in busy]

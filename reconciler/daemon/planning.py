@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from reconciler.daemon.backoff import Delay, failure_delay
 from reconciler.intervals import Grid
 from reconciler.outcome import CalendarState
-from reconciler.schedule.spread import next_poll
+from reconciler.schedule.spread import next_point, next_poll
 from reconciler.store.records import AccountState
 
 FIRST_PASS_SPREAD_MAX = 0.1  # DESIGN: first passes start at once, spread over <= 10% of the interval
@@ -51,8 +51,13 @@ def first_run_offset(interval: float, jitter: float,
 def next_after_pass(started: dt.datetime, interval: float, now: dt.datetime,
                     grid: Grid | None = None) -> dt.datetime:
     """When the next pass is due, never in the past: start to start (``interval`` after
-    this one started), or the calendar's next grid point under ``adaptive``."""
-    return max(due_after(started, interval, grid), now)
+    this one started), or the calendar's next grid point under ``adaptive``; a due time
+    already past is ``now`` (fixed) or the calendar's first grid point from now
+    (adaptive: calendars overdue together do not all poll at once)."""
+    due = due_after(started, interval, grid)
+    if due >= now:
+        return due
+    return now if grid is None else next_point(now, interval, grid.phase)
 
 
 def audit_fraction(calendar_id: str) -> float:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from reconciler.clock import utcnow
 from reconciler.config import Config
 from reconciler.daemon.causes import Causes
-from reconciler.daemon.planning import due_after
+from reconciler.daemon.planning import next_after_pass
 from reconciler.daemon.roster import Roster
 from reconciler.errors import DatabaseUnavailable, ReconcilerError
 from reconciler.intervals import adaptive, grid_of
@@ -90,8 +90,8 @@ class Replanner:
             if interval == job.last_interval:
                 continue
             job.last_interval = interval
-            due = max(due_after(job.last_started, interval, grid_of(job.calendar_id, config)),
-                      now)
+            due = next_after_pass(job.last_started, interval, now,
+                                  grid_of(job.calendar_id, config))
             scheduled = self.roster.next_run_time(job)
             if scheduled is not None and abs((due - scheduled).total_seconds()) > 0.5:
                 moved[job.pk] = due

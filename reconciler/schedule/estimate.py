@@ -147,7 +147,7 @@ def prior_weight(estimates: Iterable[Estimate], half_life: float = HALF_LIFE) ->
     return min(strongest, mean / variance)
 
 
-LISTING_WINDOW = HALF_LIFE / 2  # seconds of a full listing's ``updated`` times that count
+LISTING_WINDOW = HALF_LIFE  # seconds of a full listing's ``updated`` times that count
 
 
 def from_listing(recent: int, items: int, window: float = LISTING_WINDOW) -> Estimate | None:

@@ -22,7 +22,10 @@ half intervals, and irregular gaps cost staleness (an edit waits
 ``E[G^2] / 2E[G]``, not ``I / 2``). Why not a bounded jump: the calendars
 that need the long move all land on the bound, in the same second.
 The gap is never later than ``max_interval`` after the start, so a plan that
-lengthens an interval cannot stretch one gap beyond the bound (unless the
+lengthens an interval cannot stretch one gap beyond the bound (a calendar at
+``max_interval`` whose grid point lies later moves toward the point before,
+or it would stay in lockstep with its first pass: seen as 50 polls in one
+second every minute) (unless the
 interval itself is longer: when the budget wins over ``max_interval``, the
 grid is kept, or the fleet would spend more than the budget). First passes
 are not touched (they start at once, DESIGN).
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 PULL = 0.5  # the share of the way to its grid point a poll moves
@@ -53,15 +57,35 @@ def next_poll(started: dt.datetime, interval: float, phase_of: float,
     """One interval after ``started``, moved ``PULL`` of the way to the calendar's grid point.
 
     The result keeps ``started``'s tzinfo (naive UTC in, naive UTC out) and
-    lies in ``[started + 3/4 interval, started + min(5/4 interval,
-    max(max_interval, interval))]``.
+    lies in ``[started + 3/4 interval, started + 5/4 interval]``, but never
+    later than ``max(max_interval, interval)`` after ``started``: a calendar
+    that bound holds moves toward its grid point before instead (a gap of at
+    least half an interval), so it too reaches its phase.
     """
     base = _seconds(started)
     target = base + interval
     # The grid point nearest to one interval later (a pass that started late because
     # it waited for the quota still belongs to its own slot): move part of the way.
     nearest = (round(target / interval - phase_of) + phase_of) * interval
-    at = target + PULL * (nearest - target)
     if max_interval is not None:
-        at = min(at, base + max(max_interval, interval))
+        bound = base + max(max_interval, interval)
+        if nearest > bound:
+            # Toward the point before instead: a calendar at max_interval may only move
+            # earlier, and one that never moved would stay in lockstep with its first pass.
+            nearest -= interval
+        at = min(target + PULL * (nearest - target), bound)
+    else:
+        at = target + PULL * (nearest - target)
     return started + dt.timedelta(seconds=at - base)
+
+
+def next_point(now: dt.datetime, interval: float, phase_of: float) -> dt.datetime:
+    """The calendar's first grid point at or after ``now`` (same tzinfo as ``now``).
+
+    Where a calendar's due time has passed (a long pass, or a plan that just
+    shortened its interval), "now" for every such calendar would be one burst;
+    their next grid points are spread over an interval by their phases.
+    """
+    base = _seconds(now)
+    k = math.ceil(base / interval - phase_of)
+    return now + dt.timedelta(seconds=max(0.0, (k + phase_of) * interval - base))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections import Counter
 
 import pytest
 from hypothesis import assume, given
@@ -14,7 +15,7 @@ from reconciler.intervals import Grid
 from reconciler.schedule.allocate import RUNGS
 from reconciler.schedule.estimate import MAX_WEIGHT
 from reconciler.schedule.plan import interval_of, replan
-from reconciler.schedule.spread import PULL
+from reconciler.schedule.spread import EPOCH, PULL, next_point, phase
 
 starts = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1))
 
@@ -32,8 +33,34 @@ def test_adaptive_is_within_a_quarter_interval_of_one_interval(
         started: dt.datetime, interval: int, phase: float, max_interval: int) -> None:
     due = due_after(started, interval, Grid(phase, max_interval))
     seconds = (due - started).total_seconds()
-    assert interval * (1 - PULL / 2) - 1e-6 <= seconds \
+    assert min(interval * (1 - PULL / 2), interval / 2) - 1e-6 <= seconds \
         <= min((1 + PULL / 2) * interval, max(max_interval, interval)) + 1e-6
+    if (1 + PULL / 2) * interval <= max_interval:
+        assert seconds >= interval * (1 - PULL / 2) - 1e-6
+
+
+@given(starts, st.floats(min_value=1, max_value=600), st.floats(min_value=0, max_value=0.999),
+       st.floats(min_value=0, max_value=3600))
+def test_an_overdue_calendar_waits_for_its_next_grid_point(
+        started: dt.datetime, interval: float, phase: float, late: float) -> None:
+    """Past its due time (a long pass, a shortened plan): the first grid point from now,
+    within an interval, so calendars overdue together spread over their phases."""
+    grid = Grid(phase, None)
+    due = due_after(started, interval, grid)
+    now = due + dt.timedelta(seconds=late + 0.001)
+    after = next_after_pass(started, interval, now, grid)
+    assert now <= after <= now + dt.timedelta(seconds=interval + 1e-3)
+    assert after == next_point(now, interval, phase)
+    seconds = (after - EPOCH.replace(tzinfo=None)).total_seconds() / interval - phase
+    assert abs(seconds - round(seconds)) < 1e-3 or after == now
+
+
+def test_overdue_calendars_spread_over_an_interval() -> None:
+    now = dt.datetime(2026, 12, 7, 12, 0, 0)
+    started = now - dt.timedelta(seconds=30)
+    dues = Counter(int(next_after_pass(started, 5.0, now, Grid(phase(f"c{n}"), 60)).timestamp())
+                   for n in range(40))
+    assert len(dues) >= 5 and max(dues.values()) <= 3 * 40 / 5
 
 
 def test_interval_of_uses_the_plan_only_when_adaptive() -> None:

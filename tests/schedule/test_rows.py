@@ -9,7 +9,6 @@ in one UPDATE.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from reconciler.service import Service
 from reconciler.store import calendars
 from reconciler.store import schedule as rows
 from tests.helpers import config_for, write_config
+from tests.schedule.listing import raw_event
 
 BUSY = "busy@group.calendar.google.com"
 QUIET = "quiet@group.calendar.google.com"
@@ -43,9 +43,9 @@ def test_a_first_listing_reads_the_rate_from_updated_times(calendar_emulator: Em
     now = time.time()
     for cid in (old, busy, bulk):
         emu.add_calendar(cid, summary=cid, owners=["user@example.com"])
-    emu.seed_raw(old, [_raw(k, _stamp(1_704_067_200 + k)) for k in range(20)])  # in 2024
-    emu.seed_raw(busy, [_raw(k, _stamp(now - 15 * k)) for k in range(20)])  # every 15 s
-    emu.seed_raw(bulk, [_raw(k, _stamp(now - 5)) for k in range(200)])
+    emu.seed_raw(old, [raw_event(k, 1_704_067_200 + k) for k in range(20)])  # in 2024
+    emu.seed_raw(busy, [raw_event(k, now - 15 * k) for k in range(20)])  # every 15 s
+    emu.seed_raw(bulk, [raw_event(k, now - 5) for k in range(200)])
     path = write_config(tmp_path, database_url,
                         [{"name": "ops", "calendars": [old, busy, bulk]}], {"interval": 30})
     svc = Service(config_for(emu, path))
@@ -64,18 +64,6 @@ def test_a_first_listing_reads_the_rate_from_updated_times(calendar_emulator: Em
     assert fleet[bulk].rate == pytest.approx(from_listing(1, 200).rate,  # type: ignore[union-attr]
                                              rel=1e-5)
     assert fleet[bulk].rate < fleet[busy].rate / 10
-
-
-def _raw(n: int, updated: str) -> dict[str, object]:
-    return {"kind": "calendar#event", "id": f"ev{n:05d}", "etag": f'"{3_100_000 + n}"',
-            "status": "confirmed", "summary": f"e{n}", "created": updated, "updated": updated,
-            "start": {"date": "2026-01-01"}, "end": {"date": "2026-01-02"},
-            "iCalUID": f"ev{n:05d}@google.com"}
-
-
-def _stamp(at: float) -> str:
-    when = dt.datetime.fromtimestamp(at, dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator, tmp_path: Path,

@@ -8,14 +8,17 @@ waits for events in the database, never fixed sleeps.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
 from reconciler.emulator import Emulator
+from reconciler.store import calendars
 from reconciler.store import schedule as rows
 from tests.daemon.support import load, running_daemon, write_daemon_config
 from tests.helpers import wait_for
+from tests.schedule.listing import raw_event
 
 BUSY = "busy@group.calendar.google.com"
 IDLE = [f"idle{n}@group.calendar.google.com" for n in range(5)]
@@ -62,3 +65,39 @@ def test_adaptive_run_polls_the_busy_calendar_more_often_without_scheduler_warni
     warnings = [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")
                 and r.levelno >= logging.WARNING]
     assert warnings == []
+
+
+def test_a_plan_moves_the_next_polls_both_ways(calendar_emulator: Emulator,
+                                               tmp_path: Path) -> None:
+    """The first listing shows one calendar busy and the others idle: the replanning moves
+    the idle calendars' next polls later (to max_interval) and the busy one's sooner, in
+    the rows (what a job checks when it fires), without waiting out the configured interval."""
+    emu = calendar_emulator
+    now = time.time()
+    emu.add_calendar(BUSY, summary=BUSY, owners=["user@example.com"])
+    emu.seed_raw(BUSY, [raw_event(k, now - 10 * k) for k in range(30)])  # one every 10 s
+    for cid in IDLE:
+        emu.add_calendar(cid, summary=cid, owners=["user@example.com"])
+        emu.seed_raw(cid, [raw_event(k, 1_704_067_200 + k) for k in range(10)])  # 2024
+    path = write_daemon_config(
+        tmp_path, f"sqlite:///{tmp_path}/m.db", [{"name": "ops", "calendars": [BUSY, *IDLE]}],
+        {"sync": {"interval": 20, "schedule": "adaptive", "min_interval": 2,
+                  "max_interval": 60}})
+    config = load(emu, path)
+
+    def gaps() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for row in rows.fleet_estimates():
+            state = calendars.read_state(row.pk)
+            if state is None or state.next_due is None or state.last_success is None:
+                return {}
+            found[row.calendar_id] = (state.next_due - state.last_success).total_seconds()
+        return found
+
+    with running_daemon(config):
+        # Without a plan every calendar would poll 15-25 s after its first pass.
+        # (at max_interval a calendar moves toward its grid point before: 30-60 s)
+        moved = wait_for(lambda: (g := gaps()) and g[BUSY] < 10
+                         and all(g[c] > 25 for c in IDLE) and g, 30,
+                         "the busy calendar's next poll sooner, the idle ones' later")
+    assert all(moved[c] <= 61 for c in IDLE), moved  # never past max_interval
