@@ -293,6 +293,21 @@ def theory(setup: Setup, edits: list[Edit], rng: random.Random) -> tuple[list[fl
     return fixed, oracle
 
 
+def worst(side: Side, edits: list[Edit]) -> str:
+    """The longest-waiting edit and its calendar's polls around it (what to look at first)."""
+    waits = {seq: side.shown[seq] - side.edited[seq] for seq in side.edited if seq in side.shown}
+    if not waits:
+        return "no edit shown"
+    seq = max(waits, key=lambda k: waits[k])
+    edit = next(e for e in edits if e.seq == seq)
+    at = side.edited[seq]
+    polls = sorted(r.start - at for r in side.emu.request_log
+                   if r.method == "events.list" and r.calendar_id == edit.calendar
+                   and at - 120 <= r.start <= at + waits[seq] + 5)
+    return (f"longest wait {waits[seq]:.1f} s on {edit.calendar.split('@')[0]}; its polls "
+            f"(s from the edit): {', '.join(f'{p:+.1f}' for p in polls)}")
+
+
 def scheduler_warnings(side: Side) -> int:
     if side.stderr is None or not side.stderr.exists():
         return 0
@@ -371,7 +386,8 @@ def main() -> None:
             stale, rpm, busiest, missing = measured(side, start, end)
             print(row(f"{side.label} (measured)", stale, rpm, busiest))
             notes.append(f"{side.label}: {missing} edit(s) never shown, "
-                         f"{scheduler_warnings(side)} APScheduler warning(s)")
+                         f"{scheduler_warnings(side)} APScheduler warning(s); "
+                         f"{worst(side, edits)}")
         print(row(f"fixed, theory U(0, {setup.interval})", fixed_theory, "-", "-"))
         print(row("square-root oracle (true rates)", oracle, "-", "-"))
         print()

@@ -93,7 +93,9 @@ class CalendarJob:
         self.last_trigger: tuple[int, float] | None = None
         self.failures = 0
         self.retired = False  # taken off the schedule: a run already queued does nothing
-        self.last_started: dt.datetime | None = None  # when this process's last look began
+        # When this process's last pass of the calendar began (not a look that skipped):
+        # what a new plan's due time counts from.
+        self.last_pass_started: dt.datetime | None = None
 
     def run(self) -> None:
         """The APScheduler entry point: passes while requests keep coming, then the next run."""
@@ -106,7 +108,7 @@ class CalendarJob:
             try:
                 with ctx.generations.borrow() as svc:
                     for _round in range(MAX_ROUNDS):
-                        started = self.last_started = utcnow()
+                        started = utcnow()
                         if ctx.stop_event.is_set() or not self.look(svc, started):
                             break
             except DatabaseUnavailable as exc:
@@ -165,6 +167,7 @@ class CalendarJob:
                      state.account, state.calendar_id)
             svc.recheck_account(state.account)
         self.hold_until = None
+        self.last_pass_started = started
         due = decision.next_run
         assert due is not None
         request = SyncRequest(

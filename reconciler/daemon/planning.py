@@ -53,11 +53,19 @@ def next_after_pass(started: dt.datetime, interval: float, now: dt.datetime,
     """When the next pass is due, never in the past: start to start (``interval`` after
     this one started), or the calendar's next grid point under ``adaptive``; a due time
     already past is ``now`` (fixed) or the calendar's first grid point from now
-    (adaptive: calendars overdue together do not all poll at once)."""
+    (adaptive: calendars overdue together do not all poll at once), but never
+    later than ``max_interval`` after ``started`` unless that is past too (a plan
+    that lengthened the interval of a calendar whose new due time has passed
+    must not add a whole interval to its gap: seen as a 130 s gap at a 60 s bound)."""
     due = due_after(started, interval, grid)
     if due >= now:
         return due
-    return now if grid is None else next_point(now, interval, grid.phase)
+    if grid is None:
+        return now
+    at = next_point(now, interval, grid.phase)
+    if grid.max_interval is not None:  # but no gap past the bound (when not already past)
+        at = min(at, max(now, started + dt.timedelta(seconds=max(grid.max_interval, interval))))
+    return at
 
 
 def audit_fraction(calendar_id: str) -> float:

@@ -82,7 +82,7 @@ class Replanner:
         now = utcnow()
         moved: dict[int, dt.datetime] = {}
         for job in self.roster.jobs():
-            if job.pk not in plan or job.running or job.last_started is None:
+            if job.pk not in plan or job.running or job.last_pass_started is None:
                 continue
             if job.hold_until is not None and job.hold_until > now:
                 continue  # a backoff or a parked account keeps its wait
@@ -90,7 +90,7 @@ class Replanner:
             if interval == job.last_interval:
                 continue
             job.last_interval = interval
-            due = next_after_pass(job.last_started, interval, now,
+            due = next_after_pass(job.last_pass_started, interval, now,
                                   grid_of(job.calendar_id, config))
             scheduled = self.roster.next_run_time(job)
             if scheduled is not None and abs((due - scheduled).total_seconds()) > 0.5:

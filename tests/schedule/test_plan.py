@@ -55,6 +55,17 @@ def test_an_overdue_calendar_waits_for_its_next_grid_point(
     assert abs(seconds - round(seconds)) < 1e-3 or after == now
 
 
+@given(starts, st.floats(min_value=1, max_value=600), st.floats(min_value=0, max_value=0.999),
+       st.floats(min_value=1, max_value=600), st.floats(min_value=0, max_value=1200))
+def test_overdue_never_stretches_a_gap_past_max_interval(
+        started: dt.datetime, interval: float, phase: float, bound: float, late: float) -> None:
+    grid = Grid(phase, bound)
+    now = started + dt.timedelta(seconds=late)
+    after = next_after_pass(started, interval, now, grid)
+    assert after >= now
+    assert after <= max(now, started + dt.timedelta(seconds=max(bound, interval) + 1e-3))
+
+
 def test_overdue_calendars_spread_over_an_interval() -> None:
     now = dt.datetime(2026, 12, 7, 12, 0, 0)
     started = now - dt.timedelta(seconds=30)
