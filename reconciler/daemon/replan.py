@@ -9,6 +9,9 @@ processes spend one budget together, not one each.
 
 A calendar whose interval shrank (it became busier) has its next poll brought
 forward to the new grid at once, instead of waiting out the old interval.
+With ``[watch] enabled``, calendars with a live channel (open, not expired)
+are planned at ``max_interval``, their expected hinted passes set aside from
+the budget (:func:`reconciler.schedule.plan.replan`).
 Under ``schedule = "fixed"`` the job does not run, and a plan an adaptive run
 left behind is cleared at start, so status and metrics judge lag against the
 configured intervals.
@@ -28,6 +31,7 @@ from reconciler.daemon.roster import Roster
 from reconciler.errors import DatabaseUnavailable, ReconcilerError
 from reconciler.intervals import adaptive, grid_of
 from reconciler.schedule import plan as adaptive_plan
+from reconciler.store import channels
 from reconciler.store import schedule as schedule_rows
 
 log = logging.getLogger("reconciler.daemon")
@@ -60,10 +64,11 @@ class Replanner:
             return
         try:
             rows = schedule_rows.fleet_estimates()
+            watched = channels.live_calendars(utcnow()) if config.watch.enabled else set()
             plan = adaptive_plan.replan(((r.pk, r.rate, r.weight) for r in rows),
                                         interval=config.sync.interval,
                                         requests_per_minute=config.quota.requests_per_minute,
-                                        bounds=config.sync.interval_bounds)
+                                        bounds=config.sync.interval_bounds, watched=watched)
             schedule_rows.write_planned_intervals(schedule_rows.moved(rows, plan))
         except DatabaseUnavailable as exc:
             self.causes.database_lost(exc)
