@@ -5,13 +5,13 @@ interval, [quota] requests_per_minute)`` a minute for N calendars), and
 several ``run`` processes may share one database. Each process replans from
 every calendar's stored estimate and writes the planned intervals into the
 rows, so whichever process polls a calendar polls it on the same plan and the
-processes spend one budget together, not one each.
+processes spend one budget together, not one each. With ``[watch] enabled``,
+calendars with a live channel (open, not expired) are planned at
+``max_interval``, their expected hinted passes set aside from the budget
+(:func:`reconciler.schedule.plan.replan`).
 
 A calendar whose interval shrank (it became busier) has its next poll brought
 forward to the new grid at once, instead of waiting out the old interval.
-With ``[watch] enabled``, calendars with a live channel (open, not expired)
-are planned at ``max_interval``, their expected hinted passes set aside from
-the budget (:func:`reconciler.schedule.plan.replan`).
 Under ``schedule = "fixed"`` the job does not run, and a plan an adaptive run
 left behind is cleared at start, so status and metrics judge lag against the
 configured intervals.

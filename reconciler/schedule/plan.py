@@ -56,6 +56,14 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
            watched: Collection[int] = frozenset()) -> dict[int, float | None]:
     """Planned interval per calendar pk from ``(pk, rate, weight)`` rows.
 
+    ``watched`` calendars (a live watch channel) get their freshness from
+    notifications: they are polled at ``max_interval`` (longer only when the
+    budget cannot afford every calendar at it), and their polls and expected
+    hinted passes (:func:`hinted_passes`) come out of the budget before the
+    others share what is left, by the rules below (when the hints alone
+    would leave them less than ``max_interval`` each, they get that: the
+    quota bucket paces the excess).
+
     The budget is ``min(N x 60 / interval, requests_per_minute)`` a minute for
     N calendars (DESIGN). Unmeasured calendars (weight 0) get None (the
     configured interval) and the budget they spend at it is kept aside. While
@@ -66,14 +74,6 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
     rate by a Gamma prior fitted to the fleet (empirical Bayes:
     :func:`reconciler.schedule.estimate.prior_weight` and ``shrunk``), and the
     square-root rule shares the rest of the budget.
-
-    ``watched`` calendars (a live watch channel) get their freshness from
-    notifications: they are polled at ``max_interval`` (longer only when the
-    budget cannot afford every calendar at it), and their polls and expected
-    hinted passes (:func:`hinted_passes`) come out of the budget before the
-    others share what is left, by the rules above (when the hints alone
-    would leave them less than ``max_interval`` each, they get that: the
-    quota bucket paces the excess).
     """
     rows = list(fleet)
     if not rows:
