@@ -13,6 +13,14 @@ both at the same moment; one ``reconciler run`` process with ``schedule =
 schedules see the same edits at the same times, and each emulator's request
 log is one schedule's cost.
 
+With ``--watch`` a third side runs ``schedule = "adaptive"`` with watch mode
+on (the receiver on a loopback port; its emulator pushes a notification per
+edit), against a third emulator seeded identically and edited alike, with the
+same budget. Its polls are the safety net (watched calendars sit at
+``max_interval``) and its hinted passes spend from the same budget: its
+requests per minute count ``events.watch`` and ``channels.stop`` too. Edits
+start once its channels are open.
+
 Staleness is the time from an edit at the emulator to its appearance in the
 mirror database (a watcher reads both databases every 50 ms; an edit
 overwritten before it showed counts as shown when a later version of the same
@@ -29,6 +37,7 @@ oracle, which knows the true rates and polls each calendar at its allocation
     .venv/bin/python bench/freshness.py --minutes 1  # a quick look
     .venv/bin/python bench/freshness.py --quiet-zipf 0  # quiet calendars share evenly
     .venv/bin/python bench/freshness.py --history 0     # a cold start
+    .venv/bin/python bench/freshness.py --watch   # and adaptive with watch on (~13 min)
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import datetime as dt
 import os
 import random
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -59,6 +69,8 @@ from reconciler.store import open_store
 REPO = Path(__file__).resolve().parents[1]
 USERS = [f"user{k}@example.com" for k in range(4)]
 WATCH_TICK = 0.05
+SECRET = "bench-secret-0123456789abcdef"
+WATCH_METHODS = ("events.watch", "channels.stop")
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,8 @@ class Side:
     emu: Emulator
     handle: ServerHandle
     db: Path
+    adaptive: bool = False
+    watch_port: int | None = None  # watch mode on, the receiver on this port
     proc: subprocess.Popen[bytes] | None = None
     stderr: Path | None = None
     edited: dict[int, float] = field(default_factory=dict)  # seq -> monotonic time of the edit
@@ -190,17 +204,27 @@ def start_emulator(setup: Setup, past: dict[str, dict[int, float]],
     return emu, handle
 
 
-def write_config(directory: Path, setup: Setup, db: Path, adaptive: bool) -> Path:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(directory: Path, setup: Setup, side: Side) -> Path:
     cals = calendar_ids(setup)
-    lines = [f'[database]\nurl = "sqlite:///{db}"\n',
+    lines = [f'[database]\nurl = "sqlite:///{side.db}"\n',
              f"[sync]\ninterval = {setup.interval}\n"
-             + (f'schedule = "adaptive"\nmax_interval = {setup.max_interval}\n' if adaptive else ""),
+             + (f'schedule = "adaptive"\nmax_interval = {setup.max_interval}\n'
+                if side.adaptive else ""),
              f"[quota]\nrequests_per_minute = {setup.budget}\n"]
+    if side.watch_port is not None:
+        lines.append(f'[watch]\nenabled = true\naddress = "http://127.0.0.1:{side.watch_port}/hook"\n'
+                     f'listen = "127.0.0.1:{side.watch_port}"\nsecret = "{SECRET}"\n')
     for k, user in enumerate(USERS):
         mine = [c for n, c in enumerate(cals) if n % len(USERS) == k]
         quoted = ", ".join(f'"{c}"' for c in mine)
         lines.append(f'[[accounts]]\nname = "acct{k}"\nsubject = "{user}"\ncalendars = [{quoted}]\n')
-    path = directory / f"{'adaptive' if adaptive else 'fixed'}.toml"
+    path = directory / f"{side.db.stem}.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
@@ -272,10 +296,13 @@ def row(label: str, stale: list[float], per_minute: float | str, busiest: str) -
 
 
 def measured(side: Side, start: float, end: float) -> tuple[list[float], float, str, int]:
+    """Staleness, requests a minute and the busiest second (events.list, and with watch
+    mode on events.watch and channels.stop too), edits never shown."""
     stale = [side.shown[s] - side.edited[s] for s in side.edited if s in side.shown]
     missing = len(side.edited) - len(stale)
+    methods = ("events.list", *WATCH_METHODS) if side.watch_port is not None else ("events.list",)
     lists = [r for r in side.emu.request_log
-             if r.method == "events.list" and start <= r.start < end]
+             if r.method in methods and start <= r.start < end]
     minutes = (end - start) / 60.0
     seconds = Counter(int(r.start - start) for r in lists)
     mean = len(lists) / (end - start)
@@ -316,6 +343,41 @@ def scheduler_warnings(side: Side) -> int:
                if "was missed by" in line or "maximum number of running instances" in line)
 
 
+def channels_open(side: Side, setup: Setup) -> bool:
+    return side.watch_port is None or len(side.emu.channels()) >= setup.calendars
+
+
+def ready(sides: list[Side], setup: Setup, limit: float) -> None:
+    """Wait until every side finished its first passes (and opened its channels)."""
+    deadline = time.monotonic() + limit
+    while any(synced(s.db) < setup.calendars or not channels_open(s, setup) for s in sides):
+        if time.monotonic() > deadline or any(s.proc and s.proc.poll() is not None
+                                              for s in sides):
+            for s in sides:
+                if s.stderr is not None:
+                    print(f"--- {s.label}:", *s.stderr.read_text().splitlines()[-5:],
+                          sep="\n", file=sys.stderr)
+            if any(s.watch_port is not None for s in sides):
+                opened = ", ".join(f"{s.label}: {len(s.emu.channels())} channels" for s in sides)
+                raise SystemExit(f"the first passes and channels did not finish "
+                                 f"(in {limit / 60:g} minutes; {opened})")
+            raise SystemExit(f"the first passes did not finish (in {limit / 60:g} minutes)")
+        time.sleep(0.5)
+
+
+def watch_requests(side: Side, start: float, end: float) -> Counter[str]:
+    return Counter(r.method for r in side.emu.request_log
+                   if r.method in WATCH_METHODS and start <= r.start < end)
+
+
+def notified(side: Side, start: float, end: float) -> str:
+    """How many ``exists`` notifications the emulator pushed during the trace, and how many
+    the receiver did not answer 200."""
+    pushed = [d for d in side.emu.deliveries() if d["state"] == "exists" and start <= d["at"] < end]
+    refused = sum(1 for d in pushed if d["status"] != 200)
+    return f"{len(pushed)} notifications pushed ({refused} not answered 200)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the edit trace")
@@ -324,6 +386,8 @@ def main() -> None:
                         help="quiet calendars' share of edits by Zipf(S) rank (0: even)")
     parser.add_argument("--history", type=float, default=7200.0, metavar="SECONDS",
                         help="the same edits for this long before the run (0: a cold start)")
+    parser.add_argument("--watch", action="store_true",
+                        help="a third side: adaptive with watch mode on (its own emulator)")
     args = parser.parse_args()
     setup = Setup(minutes=args.minutes, seed=args.seed, quiet_zipf=args.quiet_zipf,
                   history=args.history)
@@ -333,23 +397,23 @@ def main() -> None:
         directory = Path(tmp)
         sides = []
         past, now = history(setup), time.time()
-        for label in ("fixed", "adaptive"):
+        kinds = [("fixed", "fixed", False), ("adaptive", "adaptive", True)]
+        if args.watch:
+            kinds.append(("adaptive + watch", "adaptive-watch", True))
+        for label, name, adaptive in kinds:
             emu, handle = start_emulator(setup, past, now)
-            sides.append(Side(label, emu, handle, directory / f"{label}.db"))
+            sides.append(Side(label, emu, handle, directory / f"{name}.db", adaptive=adaptive,
+                              watch_port=free_port() if name.endswith("watch") else None))
         try:
-            for side in sides:
-                start_run(side, write_config(directory, setup, side.db, side.label == "adaptive"),
-                          directory)
-            deadline = time.monotonic() + 300
-            while any(synced(s.db) < setup.calendars for s in sides):
-                if time.monotonic() > deadline or any(s.proc and s.proc.poll() is not None
-                                                      for s in sides):
-                    for s in sides:
-                        if s.stderr is not None:
-                            print(f"--- {s.label}:", *s.stderr.read_text().splitlines()[-5:],
-                                  sep="\n", file=sys.stderr)
-                    raise SystemExit("the first passes did not finish (in 5 minutes)")
-                time.sleep(0.5)
+            # The watch side first: its channels open while its polls spend the budget,
+            # which takes minutes; the other sides then start as in a run without it.
+            watching = [side for side in sides if side.watch_port is not None]
+            for group, limit in ((watching, 900), ([s for s in sides if s not in watching], 300)):
+                for side in group:
+                    start_run(side, write_config(directory, setup, side), directory)
+                ready(group, setup, limit)
+            for side in watching:
+                side.emu.hub.wait_idle(30)  # every channel's `sync` message delivered
             stop = threading.Event()
             watcher = threading.Thread(target=watch, args=(sides, edits, stop), daemon=True)
             watcher.start()
@@ -378,16 +442,22 @@ def main() -> None:
               f"({len(edits)} edits; {idle} calendars without one; quiet share {share}), "
               f"latency {setup.latency_ms:.0f} ms, budget {setup.budget}/min, "
               f"interval {setup.interval} s, adaptive max_interval {setup.max_interval} s\n")
-        print("| schedule | p50 (s) | p95 (s) | mean (s) | max (s) | events.list/min | "
+        requests = "events.list (+ watch)/min" if args.watch else "events.list/min"
+        print(f"| schedule | p50 (s) | p95 (s) | mean (s) | max (s) | {requests} | "
               "busiest second |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         notes = []
         for side in sides:
             stale, rpm, busiest, missing = measured(side, start, end)
             print(row(f"{side.label} (measured)", stale, rpm, busiest))
-            notes.append(f"{side.label}: {missing} edit(s) never shown, "
-                         f"{scheduler_warnings(side)} APScheduler warning(s); "
-                         f"{worst(side, edits)}")
+            note = (f"{side.label}: {missing} edit(s) never shown, "
+                    f"{scheduler_warnings(side)} APScheduler warning(s)")
+            if side.watch_port is not None:
+                watch_calls = watch_requests(side, start, end)
+                note += (f", {watch_calls['events.watch']} events.watch and "
+                         f"{watch_calls['channels.stop']} channels.stop during the trace, "
+                         f"{notified(side, start, end)}")
+            notes.append(f"{note}; {worst(side, edits)}")
         print(row(f"fixed, theory U(0, {setup.interval})", fixed_theory, "-", "-"))
         print(row("square-root oracle (true rates)", oracle, "-", "-"))
         print()

@@ -52,6 +52,7 @@ from reconciler.store import calendars
 log = logging.getLogger("reconciler.daemon")
 
 MAX_ROUNDS = 5  # passes one job run makes back to back while requests keep coming
+RUN_WATCHDOG = dt.timedelta(hours=1)  # a running job's trigger waits this long (set anew after)
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class CalendarJob:
         # When this process's last pass of the calendar began (not a look that skipped):
         # what a new plan's due time counts from.
         self.last_pass_started: dt.datetime | None = None
+        self.scheduled = False  # this run has set the job's next run
 
     def run(self) -> None:
         """The APScheduler entry point: passes while requests keep coming, then the next run."""
@@ -105,6 +107,11 @@ class CalendarJob:
                 return
             self.running = True
             started = utcnow()
+            # The trigger's own next fire must not fall inside this run (a pass that waits
+            # for the quota can outlast a short interval: APScheduler would log "maximum
+            # number of running instances"); every look below sets the real next run.
+            self.scheduled = False
+            ctx.reschedule(self, started + RUN_WATCHDOG)
             try:
                 with ctx.generations.borrow() as svc:
                     for _round in range(MAX_ROUNDS):
@@ -120,6 +127,8 @@ class CalendarJob:
                 self._error(started)
             finally:
                 self.running = False
+                if not self.scheduled:  # a look that decided nothing (its row was gone)
+                    ctx.reschedule(self, utcnow() + dt.timedelta(seconds=self.last_interval))
 
     def _error(self, started: dt.datetime) -> None:
         now = utcnow()
@@ -144,6 +153,7 @@ class CalendarJob:
         self.hold_until = decision.next_run if decision.hold else None
         if decision.next_run is not None:
             self.ctx.reschedule(self, decision.next_run)
+        self.scheduled = True
 
     def look(self, svc: Service, started: dt.datetime) -> bool:
         """One decision and at most one pass; True when a request asks for one more pass."""

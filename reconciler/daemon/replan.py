@@ -5,7 +5,10 @@ interval, [quota] requests_per_minute)`` a minute for N calendars), and
 several ``run`` processes may share one database. Each process replans from
 every calendar's stored estimate and writes the planned intervals into the
 rows, so whichever process polls a calendar polls it on the same plan and the
-processes spend one budget together, not one each.
+processes spend one budget together, not one each. With ``[watch] enabled``,
+calendars with a live channel (open, not expired) are planned at
+``max_interval``, their expected hinted passes set aside from the budget
+(:func:`reconciler.schedule.plan.replan`).
 
 A calendar whose interval changed has its next poll moved to the new due
 time at once (in the scheduler and in its row, which is what a firing job
@@ -32,6 +35,7 @@ from reconciler.daemon.roster import Roster
 from reconciler.errors import DatabaseUnavailable, ReconcilerError
 from reconciler.intervals import adaptive, grid_of
 from reconciler.schedule import plan as adaptive_plan
+from reconciler.store import channels
 from reconciler.store import schedule as schedule_rows
 
 log = logging.getLogger("reconciler.daemon")
@@ -64,10 +68,11 @@ class Replanner:
             return
         try:
             rows = schedule_rows.fleet_estimates()
+            watched = channels.live_calendars(utcnow()) if config.watch.enabled else set()
             plan = adaptive_plan.replan(((r.pk, r.rate, r.weight) for r in rows),
                                         interval=config.sync.interval,
                                         requests_per_minute=config.quota.requests_per_minute,
-                                        bounds=config.sync.interval_bounds)
+                                        bounds=config.sync.interval_bounds, watched=watched)
             schedule_rows.write_planned_intervals(schedule_rows.moved(rows, plan))
         except DatabaseUnavailable as exc:
             self.causes.database_lost(exc)

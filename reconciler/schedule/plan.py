@@ -11,11 +11,14 @@ and the fleet's replanning. Pure functions; the daemon calls them with rows it r
   no incremental pass has measured yet keep the configured interval and their
   share of the budget; the others share the rest by the square-root rule,
   each rate shrunk toward the fleet's (a Gamma-Poisson prior fitted to the fleet).
+  Calendars with a live watch channel are polled at ``max_interval`` only (a
+  safety net for a lost notification), and what their hinted passes are
+  expected to cost (:func:`hinted_passes`) is set aside from the budget first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from reconciler.schedule.allocate import budget_per_second, intervals, on_ladder
 from reconciler.schedule.estimate import Estimate, pooled_rate, prior_weight, shrunk
@@ -28,9 +31,38 @@ def interval_of(configured: float, planned: float | None, adaptive: bool) -> flo
     return configured
 
 
+def hinted_passes(fleet: Sequence[tuple[int, float, float]], watched: Collection[int],
+                  min_interval: float) -> float:
+    """Hinted passes per second the ``watched`` calendars are expected to cost.
+
+    Each notified change triggers at most one pass (notifications coalesce,
+    and a pass finds every change made before it), and a calendar is not
+    passed more than once per ``min_interval`` on average: per watched
+    calendar ``min(rate, 1 / min_interval)``, its rate shrunk toward the
+    fleet's as the allocation does (a watched calendar never measured gets
+    the fleet's rate).
+    """
+    mine = [(rate, weight) for pk, rate, weight in fleet if pk in watched]
+    if not mine:
+        return 0.0
+    measured = [Estimate(rate, weight) for _pk, rate, weight in fleet if weight > 0]
+    prior, strength = pooled_rate(measured), prior_weight(measured)
+    return sum(min(shrunk(Estimate(rate, weight), prior, strength), 1.0 / min_interval)
+               for rate, weight in mine)
+
+
 def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
-           requests_per_minute: float, bounds: tuple[float, float]) -> dict[int, float | None]:
+           requests_per_minute: float, bounds: tuple[float, float],
+           watched: Collection[int] = frozenset()) -> dict[int, float | None]:
     """Planned interval per calendar pk from ``(pk, rate, weight)`` rows.
+
+    ``watched`` calendars (a live watch channel) get their freshness from
+    notifications: they are polled at ``max_interval`` (longer only when the
+    budget cannot afford every calendar at it), and their polls and expected
+    hinted passes (:func:`hinted_passes`) come out of the budget before the
+    others share what is left, by the rules below (when the hints alone
+    would leave them less than ``max_interval`` each, they get that: the
+    quota bucket paces the excess).
 
     The budget is ``min(N x 60 / interval, requests_per_minute)`` a minute for
     N calendars (DESIGN). Unmeasured calendars (weight 0) get None (the
@@ -48,19 +80,30 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
     if not rows:
         return {}
     budget = budget_per_second(len(rows), interval, requests_per_minute)
+    evidence = [Estimate(rate, weight) for _pk, rate, weight in rows if weight > 0]
+    held: dict[int, float | None] = {}
+    if watched:
+        safety = max(bounds[1], len(rows) / budget)  # the budget wins over max_interval
+        held = {pk: safety for pk, _rate, _weight in rows if pk in watched}
+        spent = len(held) / safety + hinted_passes(rows, watched, bounds[0])
+        rows = [row for row in rows if row[0] not in held]
+        # Hints beyond the budget never push an unwatched calendar past max_interval.
+        budget = max(budget - spent, len(rows) / safety)
     estimates = {pk: Estimate(rate, weight) for pk, rate, weight in rows if weight > 0}
     plan: dict[int, float | None] = {pk: None for pk, _rate, _weight in rows
                                      if pk not in estimates}
+    left = budget - len(plan) / interval
+    plan.update(held)
     if not estimates:
         return plan
-    left = budget - len(plan) / interval
     if left <= 0:  # everything unmeasured already spends the budget: measured ones wait
         left = len(estimates) / max(bounds[1], interval)
-    prior = pooled_rate(estimates.values())
+    left = min(left, len(estimates) / bounds[0])  # budget freed by watched ones: min_interval
+    prior = pooled_rate(evidence)  # the whole fleet's, watched calendars included
     if prior <= 0:  # no change seen anywhere: no evidence, share the budget evenly
         plan.update({pk: len(estimates) / left for pk in estimates})
         return plan
-    strength = prior_weight(estimates.values())
+    strength = prior_weight(evidence)
     measured = {pk: shrunk(est, prior, strength) for pk, est in estimates.items()}
     plan.update(on_ladder(intervals(measured, left, bounds[0], bounds[1]), measured, left,
                           bounds))

@@ -116,6 +116,15 @@ def owned_by(owner: str) -> list[ChannelRow]:
 
 
 @map_db_errors()
+def live_calendars(now: dt.datetime) -> set[int]:
+    """Pks of the calendars with an open channel that has not expired (the adaptive plan
+    polls them only as a safety net: their notifications are what keeps them fresh)."""
+    query = (Channel.select(Channel.calendar).distinct()
+             .where((Channel.state == OPEN) & (Channel.expiration > now)))
+    return {int(pk) for (pk,) in query.tuples()}
+
+
+@map_db_errors()
 def listing() -> list[tuple[str, ChannelRow]]:
     """(calendar id, row) of every channel, by calendar id then age (``watch list``)."""
     query = (Channel.select(Channel, Calendar.calendar_id.alias("cal"))
@@ -167,5 +176,5 @@ def release_calendar(calendar_pk: int, owner: str) -> None:
 
 __all__ = ["FAILED", "LIVE_STATES", "OPEN", "OPENING", "advance_message", "all_rows",
            "begin_open", "calendar", "claim_calendar", "clear_failures", "expiration_from_ms",
-           "find", "forget", "listing", "mark_failed", "mark_open", "of_calendar", "owned_by",
-           "release_calendar", "watched_calendars"]
+           "find", "forget", "listing", "live_calendars", "mark_failed", "mark_open",
+           "of_calendar", "owned_by", "release_calendar", "watched_calendars"]

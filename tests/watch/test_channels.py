@@ -19,6 +19,7 @@ from reconciler.once import run_once
 from reconciler.service import Service
 from reconciler.status import calendar_status, render_table
 from reconciler.store import calendars, leases
+from reconciler.store import channels as channel_rows
 from reconciler.store.models import Calendar, Channel
 from reconciler.watch import channels
 from reconciler.watch.runtime import WatchRuntime
@@ -104,6 +105,17 @@ def test_a_channel_that_expired_unrenewed_is_replaced(watched: Watched) -> None:
     # notifications on the dead channel are now unknown; on the new one they are hints
     assert post(watched.port, notification(old, 5)) == 404
     assert post(watched.port, notification(new, 2)) == 200
+
+
+def test_live_calendars_are_those_with_an_open_unexpired_channel(watched: Watched) -> None:
+    """What the adaptive plan treats as watched (polled only as a safety net)."""
+    now = watched.clock()
+    assert channel_rows.live_calendars(now) == {watched.calendar.id}
+    [row] = channel_rows.of_calendar(watched.calendar.id)
+    assert row.expiration is not None
+    assert channel_rows.live_calendars(row.expiration + dt.timedelta(seconds=1)) == set()
+    channel_rows.mark_failed(row.id, watched.calendar.id, "refused", now, 1)
+    assert channel_rows.live_calendars(now) == set()
 
 
 def test_removed_calendar_has_its_channel_stopped(watched: Watched) -> None:
