@@ -315,7 +315,7 @@ def theory(setup: Setup, edits: list[Edit], rng: random.Random) -> tuple[list[fl
     fixed = [rng.uniform(0, setup.interval) for _ in edits]
     rates = true_rates(setup)
     budget = budget_per_second(setup.calendars, setup.interval, setup.budget)
-    plan = intervals(rates, budget, min(2, setup.interval), setup.max_interval)
+    plan = intervals(rates, budget, min(2, setup.interval), setup.max_interval, exponent=0.5)
     oracle = [rng.uniform(0, plan[e.calendar]) for e in edits]
     return fixed, oracle
 

@@ -138,7 +138,7 @@ def simulate(setup: Setup, edits: list[Edit], adaptive: bool,
             cal.estimate = observe(cal.estimate, changed, when - cal.last_poll)
         cal.last_poll = when
         cal.last_started = when
-        interval = adaptive_plan.interval_of(setup.interval, cal.planned, adaptive)
+        interval = adaptive_plan.chosen_interval(setup.interval, cal.planned, adaptive)
         cal.last_interval = interval
         due = next_after_pass(at(when), interval, at(when + LATENCY),
                               cal.grid if adaptive else None)

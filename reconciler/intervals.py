@@ -46,7 +46,7 @@ def interval_of(calendar: HasInterval, config: Config) -> float:
     """
     configured = float(calendar.interval or config.sync.interval)
     planned = getattr(calendar, "planned_interval", None)
-    return plan.interval_of(configured, planned, adaptive(config))
+    return plan.chosen_interval(configured, planned, adaptive(config))
 
 
 @dataclass(frozen=True, slots=True)

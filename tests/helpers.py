@@ -114,6 +114,17 @@ def write_config(tmp_path: Path, database_url: str, accounts: list[dict[str, Any
     return path
 
 
+def stop_process(proc: subprocess.Popen[str], wait: float = 20) -> None:
+    """SIGTERM ``proc`` if it still runs, kill it after ``wait`` seconds, and drain its pipes."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.communicate(timeout=5)
+
+
 def emulator_env(emu: Emulator) -> dict[str, str]:
     """The environment that points the reconciler at ``emu``."""
     return {"GOOGLE_CALENDAR_EMULATOR_HOST": emu.host}

@@ -201,7 +201,7 @@ class _Probe:
     ok: bool
     problem: str = ""
     newest_success: dt.datetime | None = None
-    longest_interval: int | None = None
+    longest_interval: float | None = None
 
 
 class DatabaseProbe:
@@ -288,7 +288,7 @@ def stale_problem(metrics: Metrics, probe: _Probe, now: dt.datetime,
         return None
     if probe.newest_success is not None and (now - probe.newest_success).total_seconds() < limit:
         return None
-    return f"no pass has succeeded for {limit}s ({STALE_INTERVALS} intervals)"
+    return f"no pass has succeeded for {limit:g}s ({STALE_INTERVALS} intervals)"
 
 
 class HealthServer:

@@ -3,7 +3,7 @@
 * :mod:`~reconciler.schedule.estimate`: how often a calendar changes, learned
   from what its passes find, forgetting old behaviour with a half-life.
 * :mod:`~reconciler.schedule.allocate`: estimates and a request budget in,
-  one interval per calendar out (the square-root rule, bounded).
+  one interval per calendar out (a power rule near the square root, bounded).
 * :mod:`~reconciler.schedule.spread`: when a calendar's next poll is due, on
   a per-calendar phase grid so the fleet does not poll in lockstep.
 

@@ -1,15 +1,17 @@
 """The adaptive schedule's decisions for ``run``: a calendar's interval, its next due time,
 and the fleet's replanning. Pure functions; the daemon calls them with rows it read.
 
-* :func:`interval_of` is the one function that says how often a calendar is
-  polled: the configured interval under ``schedule = "fixed"`` (today's
-  behaviour), the planned one under ``"adaptive"`` once there is a plan.
+* :func:`chosen_interval` is the one rule that says how often a calendar is
+  polled (:func:`reconciler.intervals.interval_of` applies it to a row): the
+  configured interval under ``schedule = "fixed"`` (today's behaviour), the
+  planned one under ``"adaptive"`` once there is a plan.
 * the next due time is start-to-start under ``fixed`` and on the calendar's
   phase grid (:mod:`reconciler.schedule.spread`) under ``adaptive``: see
   :mod:`reconciler.intervals` and ``reconciler.daemon.planning.due_after``.
 * :func:`replan` turns the fleet's estimates into planned intervals: calendars
-  no incremental pass has measured yet keep the configured interval and their
-  share of the budget; the others share the rest by the square-root rule,
+  not measured yet (no listing, no incremental pass) keep the configured interval and their
+  share of the budget; the others share the rest by the power rule of
+  :mod:`reconciler.schedule.allocate` (near the square root),
   each rate shrunk toward the fleet's (a Gamma-Poisson prior fitted to the fleet).
   Calendars with a live watch channel are polled at ``max_interval`` only (a
   safety net for a lost notification), and what their hinted passes are
@@ -24,7 +26,7 @@ from reconciler.schedule.allocate import budget_per_second, intervals, on_ladder
 from reconciler.schedule.estimate import Estimate, pooled_rate, prior_weight, shrunk
 
 
-def interval_of(configured: float, planned: float | None, adaptive: bool) -> float:
+def chosen_interval(configured: float, planned: float | None, adaptive: bool) -> float:
     """Seconds between two polls of one calendar (start to start)."""
     if adaptive and planned is not None and planned > 0:
         return planned
@@ -73,7 +75,7 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
     does. Otherwise each measured rate is shrunk toward the fleet's pooled
     rate by a Gamma prior fitted to the fleet (empirical Bayes:
     :func:`reconciler.schedule.estimate.prior_weight` and ``shrunk``), the
-    square-root rule shares the rest of the budget, and the intervals are put
+    allocation's power rule shares the rest of the budget, and the intervals are put
     on the ladder (:func:`reconciler.schedule.allocate.on_ladder`).
     """
     rows = list(fleet)

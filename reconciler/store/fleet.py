@@ -137,14 +137,22 @@ def calendar_lags(interval: Callable[[Any], float], now: dt.datetime) -> list[Ca
 
 
 @map_db_errors()
-def newest_success() -> tuple[dt.datetime | None, int | None]:
-    """(newest ``last_success``, longest interval) of the live calendars: ``/healthz``'s probe."""
-    row = (Calendar.select(fn.MAX(Calendar.last_success), fn.MAX(Calendar.interval))
+def newest_success() -> tuple[dt.datetime | None, float | None]:
+    """(newest ``last_success``, longest interval) of the live calendars: ``/healthz``'s probe.
+
+    A calendar's interval is its plan where the adaptive schedule stored one
+    (``run`` under ``fixed`` clears every plan at start), else its own: the
+    same interval :func:`reconciler.intervals.interval_of` gives, so a fleet
+    whose calendars all sit at ``max_interval`` is not judged stale by the
+    shorter configured interval.
+    """
+    row = (Calendar.select(fn.MAX(Calendar.last_success),
+                           fn.MAX(fn.COALESCE(Calendar.planned_interval, Calendar.interval)))
            .where(~Calendar.removed).tuples().first())
     newest, longest = row if row is not None else (None, None)
     if isinstance(newest, str):  # SQLite without type conversion
         newest = dt.datetime.fromisoformat(newest)
-    return newest, int(longest) if longest else None
+    return newest, float(longest) if longest else None
 
 
 __all__ = ["CalendarLag", "CalendarStatus", "FleetSnapshot", "calendar_lags",

@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reconciler.schedule.allocate import (
+    EXPONENT,
     RUNGS,
     budget_per_second,
     expected_staleness,
@@ -83,9 +84,10 @@ def test_a_feasible_budget_is_spent(rs: list[float], t: float, b: tuple[float, f
     assert spent >= min(budget, most) * 0.999
 
 
-def test_square_root_rule_without_bounds() -> None:
+def test_power_rule_without_bounds() -> None:
+    """Polls in proportion to rate ** EXPONENT (the square root at 0.5)."""
     result = intervals({"busy": 4.0, "quiet": 1.0}, 3.0, 0.001, 1e6)
-    assert math.isclose(result["quiet"] / result["busy"], 2.0, rel_tol=1e-6)
+    assert math.isclose(result["quiet"] / result["busy"], 4.0 ** EXPONENT, rel_tol=1e-6)
 
 
 def test_budget_and_staleness() -> None:
@@ -114,8 +116,8 @@ def test_the_ladder_keeps_the_budget_and_the_order(rs: list[float], budget: floa
 
 def test_a_small_change_of_rate_keeps_the_rung() -> None:
     """Why the ladder: estimates that move by a few percent leave the plan as it was."""
-    base = {0: 0.1, 1: 0.03, 2: 0.0}
+    base = {0: 0.12, 1: 0.02, 2: 0.0}
     first = on_ladder(intervals(base, 0.5, 2, 60), base, 0.5, (2, 60))
-    for moved in ({0: 0.102, 1: 0.0295, 2: 0.0}, {0: 0.098, 1: 0.0305, 2: 0.0}):
+    for moved in ({0: 0.1224, 1: 0.01966, 2: 0.0}, {0: 0.1176, 1: 0.02034, 2: 0.0}):
         assert on_ladder(intervals(moved, 0.5, 2, 60), moved, 0.5, (2, 60)) == first
     assert rung(4.0) == 4.0 and rung(4.1) == pytest.approx(2 ** (17 / 8))

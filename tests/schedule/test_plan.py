@@ -14,7 +14,7 @@ from reconciler.daemon.planning import due_after, next_after_pass
 from reconciler.intervals import Grid
 from reconciler.schedule.allocate import RUNGS
 from reconciler.schedule.estimate import MAX_WEIGHT
-from reconciler.schedule.plan import hinted_passes, interval_of, replan
+from reconciler.schedule.plan import chosen_interval, hinted_passes, replan
 from reconciler.schedule.spread import EPOCH, PULL, next_point, phase
 
 starts = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1))
@@ -74,10 +74,10 @@ def test_overdue_calendars_spread_over_an_interval() -> None:
     assert len(dues) >= 5 and max(dues.values()) <= 3 * 40 / 5
 
 
-def test_interval_of_uses_the_plan_only_when_adaptive() -> None:
-    assert interval_of(30, 7.5, adaptive=False) == 30
-    assert interval_of(30, 7.5, adaptive=True) == 7.5
-    assert interval_of(30, None, adaptive=True) == 30
+def test_the_plan_is_used_only_when_adaptive() -> None:
+    assert chosen_interval(30, 7.5, adaptive=False) == 30
+    assert chosen_interval(30, 7.5, adaptive=True) == 7.5
+    assert chosen_interval(30, None, adaptive=True) == 30
 
 
 weights = st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=2000.0))

@@ -20,7 +20,7 @@ from reconciler.emulator import Emulator
 from reconciler.schedule.estimate import LISTING_WINDOW, from_listing
 from reconciler.schedule.plan import replan
 from reconciler.service import Service
-from reconciler.store import calendars
+from reconciler.store import calendars, fleet, open_store
 from reconciler.store import schedule as rows
 from tests.helpers import config_for, write_config
 from tests.schedule.listing import raw_event
@@ -119,3 +119,13 @@ def test_passes_learn_estimates_and_plans_round_trip(calendar_emulator: Emulator
             list(fixed.values()))
     finally:
         svc.close()
+
+
+def test_healthz_judges_staleness_by_the_planned_interval(tmp_path: Path) -> None:
+    """/healthz's probe: the longest interval of the fleet is the plan where there is one."""
+    url = f"sqlite:///{tmp_path}/h.db"
+    open_store(url)
+    pk = calendars.ensure_calendar("a@group.calendar.google.com", "ops", interval=30).id
+    assert fleet.newest_success() == (None, 30.0)
+    rows.write_planned_intervals({pk: 240.0})
+    assert fleet.newest_success() == (None, 240.0)

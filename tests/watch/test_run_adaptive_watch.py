@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -30,7 +29,15 @@ from reconciler.schedule.allocate import budget_per_second
 from reconciler.schedule.plan import hinted_passes
 from reconciler.store import channels, open_store
 from reconciler.store import schedule as rows
-from tests.helpers import REPO, emulator_env, mirror, timed, wait_for, write_config
+from tests.helpers import (
+    REPO,
+    emulator_env,
+    mirror,
+    stop_process,
+    timed,
+    wait_for,
+    write_config,
+)
 from tests.watch.watch_helpers import HOOK_PATH, SECRET, free_port
 
 BUSY = "busy@group.calendar.google.com"  # watched
@@ -83,13 +90,7 @@ def adaptive_watch(calendar_emulator: Emulator, tmp_path: Path) -> Iterator[int]
         assert emu.hub.wait_idle(5)
         yield metrics
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.communicate(timeout=5)
+        stop_process(proc)
 
 
 def _fleet() -> dict[str, rows.FleetRow]:

@@ -30,6 +30,7 @@ from tests.helpers import (
     lists_of,
     mirror,
     quiet_period,
+    stop_process,
     timed,
     wait_for,
 )
@@ -53,13 +54,7 @@ def running(team: Emulator, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
         assert team.hub.wait_idle(5)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.communicate(timeout=5)
+        stop_process(proc)
 
 
 def test_run_gets_edits_within_seconds_and_stops_its_channel_on_sigterm(
