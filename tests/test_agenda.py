@@ -50,6 +50,12 @@ def _seed(emu: Emulator) -> dict[str, str]:
     emu.add_calendar(TEAM, summary="team", owners=["user@example.com"])
     ids: dict[str, str] = {}
     d = TODAY - dt.timedelta(days=45)
+    # A Monday: the weekly rule (MO,WE,FR) must match DTSTART, or this project (RFC 5545)
+    # and the emulator disagree (docs/agenda.md, disagreement 2; the test failed on the
+    # days when 45 days ago was a Tuesday, Thursday, Saturday or Sunday); and a day of
+    # the month every month has, for the monthly series.
+    while d.weekday() != 0 or d.day > 28:
+        d -= dt.timedelta(days=1)
     ids["weekly"] = emu.insert_event(TEAM, {
         "summary": "standup 🙂", **_local("Europe/Berlin", d, 9, 30),
         "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR"]})["id"]
