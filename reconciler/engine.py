@@ -429,8 +429,9 @@ class _Run:
                 BAD_EVENT_LOG.log(self.state.calendar_id, logging.WARNING, "calendar %s%s: %s",
                                   self.state.calendar_id, subject, problem)
             tally.add(plan)
-            since = (listing_ms or listing_at.received_ms) - int(LISTING_WINDOW * 1000)
-            tally.recent.update(ms // 1000 for ms in plan.updated_ms if ms >= since)
+            if authoritative:  # only a full listing's times make a first estimate
+                since = (listing_ms or listing_at.received_ms) - int(LISTING_WINDOW * 1000)
+                tally.recent.update(ms // 1000 for ms in plan.updated_ms if ms >= since)
             if plan.max_updated_ms is not None:
                 tally.max_server_ms = max(tally.max_server_ms or 0, plan.max_updated_ms)
             write_page(self.state.pk, plan.writes, plan.changes, history=self.engine.history,

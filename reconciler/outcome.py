@@ -170,8 +170,8 @@ class PassOutcome:
     counts: Counts = Counts()
     requests: int = 0
     seconds: float = 0.0
-    # Distinct seconds among the listed events' ``updated`` times in the
-    # LISTING_WINDOW before the pass (the adaptive schedule's first estimate).
+    # Distinct seconds among a full listing's ``updated`` times in the
+    # LISTING_WINDOW before it (the adaptive schedule's first estimate; 0 otherwise).
     recent: int = 0
 
     # Read-only views of ``counts`` for callers that read ``outcome.created``;
