@@ -18,6 +18,12 @@ a poll at the configured interval before its plan applies.
 Under ``schedule = "fixed"`` the job does not run, and a plan an adaptive run
 left behind is cleared at start, so status and metrics judge lag against the
 configured intervals.
+
+Log lines (one cause, one line): a lost database goes to the daemon's
+:class:`~reconciler.daemon.causes.Causes`; any other failure to replan or to
+move due times is one WARNING when it starts (and when its message changes),
+not one per replan, and one INFO when replanning works again; meanwhile the
+calendars keep the intervals last planned.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from reconciler.config import Config
 from reconciler.daemon.causes import Causes
 from reconciler.daemon.planning import next_after_pass
 from reconciler.daemon.roster import Roster
-from reconciler.errors import DatabaseUnavailable, ReconcilerError
+from reconciler.errors import DatabaseUnavailable, ReconcilerError, first_line
 from reconciler.intervals import adaptive, grid_of
 from reconciler.schedule import plan as adaptive_plan
 from reconciler.store import channels
@@ -55,6 +61,7 @@ class Replanner:
         self._config = config
         self.causes = causes
         self.stop_event = stop_event
+        self._trouble: str | None = None  # the failure logged last; None: replanning works
 
     def start(self) -> None:
         """At start under ``fixed``: forget any plan an adaptive run left in the rows."""
@@ -78,12 +85,26 @@ class Replanner:
             self.causes.database_lost(exc)
             return
         except ReconcilerError as exc:
-            log.warning("adaptive schedule: could not replan: %s", exc)
+            self._failed(f"could not replan: {first_line(exc)}")
             return
-        self._move(plan, config)
+        if self._move(plan, config):
+            self._recovered()
 
-    def _move(self, plan: dict[int, float | None], config: Config) -> None:
-        """Move the next poll of every calendar whose interval changed to its new due time."""
+    def _failed(self, trouble: str) -> None:
+        """Log a failure once, not at every replan while it lasts."""
+        if trouble != self._trouble:
+            log.warning("adaptive schedule: %s; calendars keep their last planned intervals",
+                        trouble)
+        self._trouble = trouble
+
+    def _recovered(self) -> None:
+        if self._trouble is not None:
+            log.info("adaptive schedule: replanning works again")
+            self._trouble = None
+
+    def _move(self, plan: dict[int, float | None], config: Config) -> bool:
+        """Move the next poll of every calendar whose interval changed to its new due time;
+        False when the rows could not be moved (logged)."""
         now = utcnow()
         moved: dict[int, dt.datetime] = {}
         for job in self.roster.jobs():
@@ -106,8 +127,13 @@ class Replanner:
             # process's job of the calendar sees): it moves with the job.
             try:
                 schedule_rows.write_next_due(moved)
+            except DatabaseUnavailable as exc:
+                self.causes.database_lost(exc)
+                return False
             except ReconcilerError as exc:
-                log.warning("adaptive schedule: could not move due times: %s", exc)
+                self._failed(f"could not move due times: {first_line(exc)}")
+                return False
+        return True
 
 
 __all__ = ["Replanner", "replan_period"]

@@ -8,6 +8,7 @@ waits for events in the database, never fixed sleeps.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -116,3 +117,48 @@ def test_a_plan_moves_the_next_polls_both_ways(calendar_emulator: Emulator,
                          and all(g[c] > 25 for c in IDLE) and g, 30,
                          "the busy calendar's next poll sooner, the idle ones' later")
     assert all(moved[c] <= 61 for c in IDLE), moved  # never past max_interval
+
+
+def test_a_failing_replan_is_one_line_not_one_per_replan(
+        calendar_emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The database refuses to store the plan (a trigger here; a revoked grant in life):
+    one WARNING for the cause, however many replans meet it, and one INFO when it clears;
+    the calendars keep polling meanwhile."""
+    emu = calendar_emulator
+    now = time.time()
+    emu.add_calendar(BUSY, summary=BUSY, owners=["user@example.com"])
+    emu.seed_raw(BUSY, [raw_event(k, now - 10 * k) for k in range(30)])
+    emu.add_calendar(IDLE[0], summary=IDLE[0], owners=["user@example.com"])
+    emu.seed_raw(IDLE[0], [raw_event(k, 1_704_067_200 + k) for k in range(10)])
+    database = tmp_path / "m.db"
+    path = write_daemon_config(
+        tmp_path, f"sqlite:///{database}", [{"name": "ops", "calendars": [BUSY, IDLE[0]]}],
+        {"sync": {"interval": 2, "schedule": "adaptive", "min_interval": 1,
+                  "max_interval": 8}})
+    config = load(emu, path)  # migrated: the trigger below has its table
+    with sqlite3.connect(database) as raw:
+        raw.execute("CREATE TRIGGER no_plans BEFORE UPDATE OF planned_interval ON calendar "
+                    "BEGIN SELECT RAISE(ABORT, 'planned_interval is read-only here'); END")
+    caplog.set_level(logging.INFO, logger="reconciler.daemon")
+
+    def lists() -> int:
+        return sum(r.method == "events.list" for r in emu.request_log)
+
+    def replan_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "adaptive schedule" in r.getMessage()]
+
+    with running_daemon(config):
+        # 8 passes at a 2 s interval: about 8 replans (every second) met the refusal.
+        wait_for(lambda: lists() >= 8, 30, "eight polls while the plan cannot be stored")
+        assert all(r.planned_interval is None for r in rows.fleet_estimates())
+        with sqlite3.connect(database) as raw:
+            raw.execute("DROP TRIGGER no_plans")
+        wait_for(lambda: all(r.planned_interval is not None for r in rows.fleet_estimates()),
+                 30, "the plan stored once the database takes it")
+        wait_for(lambda: len(replan_lines()) >= 2, 10, "the line saying replanning works")
+    lines = [(r.levelno, r.getMessage()) for r in replan_lines()]
+    assert len(lines) == 2, lines
+    (warned, warning), (told, recovery) = lines
+    assert warned == logging.WARNING and "could not replan" in warning, warning
+    assert "planned_interval is read-only here" in warning
+    assert told == logging.INFO and "works again" in recovery
