@@ -4,7 +4,10 @@ The decisions are :func:`reconciler.daemon.planning.decide` (pure: when and
 why); this module does the I/O around them: reading the row and the account,
 the pass itself (through the current service generation), storing a
 failure's next due time, parking a refused account, metrics, the heartbeat
-and the log. Its next run is set from the decision, never computed here.
+and the log. Its next run is set from the decision, never computed here:
+every run ends by setting it (a look that decided nothing: one interval on),
+and the job's APScheduler trigger is only a watchdog an hour long
+(:data:`reconciler.daemon.roster.WATCHDOG`).
 
 A "sync soon" request that arrives while a pass runs is answered by the same
 job run: the pass clears the request only if the request counter did not
@@ -52,7 +55,6 @@ from reconciler.store import calendars
 log = logging.getLogger("reconciler.daemon")
 
 MAX_ROUNDS = 5  # passes one job run makes back to back while requests keep coming
-RUN_WATCHDOG = dt.timedelta(hours=1)  # a running job's trigger waits this long (set anew after)
 
 
 @dataclass(slots=True)
@@ -107,11 +109,7 @@ class CalendarJob:
                 return
             self.running = True
             started = utcnow()
-            # The trigger's own next fire must not fall inside this run (a pass that waits
-            # for the quota can outlast a short interval: APScheduler would log "maximum
-            # number of running instances"); every look below sets the real next run.
-            self.scheduled = False
-            ctx.reschedule(self, started + RUN_WATCHDOG)
+            self.scheduled = False  # every look below sets the next run (the trigger is a watchdog)
             try:
                 with ctx.generations.borrow() as svc:
                     for _round in range(MAX_ROUNDS):

@@ -33,6 +33,12 @@ log = logging.getLogger("reconciler.daemon")
 UTC = dt.UTC
 RETRIGGER_SECONDS = 3.0  # a request still pending after a trigger is triggered again
 MIN_RESCHEDULE = dt.timedelta(seconds=0.2)
+# A calendar job's trigger period. Every job run sets its own next run from its decision
+# (CalendarJob.run), so the trigger only fires a job whose run failed to (a bug). Why not the
+# calendar's interval: APScheduler computes a trigger's next fire when it submits the job,
+# and a pass that waits for the quota (or a busy thread pool) can outlast a short interval:
+# the fire would land inside the run and log "maximum number of running instances".
+WATCHDOG = dt.timedelta(hours=1)
 
 
 def misfire_grace(interval: float) -> int:
@@ -102,17 +108,16 @@ class Roster:
                 first = now + dt.timedelta(
                     seconds=first_run_offset(entry.interval, jitter, self.ctx.rand))
                 self.scheduler.add_job(
-                    job.run, IntervalTrigger(seconds=entry.interval, timezone=UTC),
+                    job.run, IntervalTrigger(seconds=WATCHDOG.total_seconds(), timezone=UTC),
                     id=job.job_id, name=f"sync {entry.calendar_id}", max_instances=1,
                     coalesce=True, misfire_grace_time=misfire_grace(entry.interval),
                     next_run_time=first.replace(tzinfo=UTC), replace_existing=True)
-            for entry in change.modified:
+            for entry in change.modified:  # the job's next look reads the new interval
                 job = self._jobs[entry.pk]
                 job.interval = entry.interval
                 with contextlib.suppress(JobLookupError):
-                    self.scheduler.modify_job(
-                        job.job_id, trigger=IntervalTrigger(seconds=entry.interval, timezone=UTC),
-                        misfire_grace_time=misfire_grace(entry.interval))
+                    self.scheduler.modify_job(job.job_id,
+                                              misfire_grace_time=misfire_grace(entry.interval))
 
     def reschedule(self, job: CalendarJob, when: dt.datetime) -> None:
         """Move ``job``'s next run to ``when`` (at the earliest a moment from now)."""
