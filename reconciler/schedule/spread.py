@@ -69,14 +69,12 @@ def next_poll(started: dt.datetime, interval: float, phase_of: float,
     nearest = (round(target / interval - phase_of) + phase_of) * interval
     if max_interval is not None:
         bound = base + max(max_interval, interval)
-        if target + PULL * (nearest - target) > bound and max_interval >= interval:
-            # The bound would clip the move: toward the point before instead (a calendar at
-            # max_interval may only move earlier, and one that never moved would stay in
-            # lockstep with its first pass). Only then: a point beyond the bound that the
-            # half-way move does not pass is reached as usual. Not when the budget won over
-            # max_interval (the interval is the bound): gaps shorter than the interval would
-            # spend more than the budget (two processes sharing one budget were seen at
-            # 1.1-1.5x it).
+        if nearest > bound and max_interval >= interval:
+            # Toward the point before instead: a calendar at max_interval may only move
+            # earlier, and one that never moved would stay in lockstep with its first pass.
+            # Not when the budget won over max_interval (the interval is the bound): gaps
+            # shorter than the interval would spend more than the budget (two processes
+            # sharing one budget were seen at 1.1-1.5x it).
             nearest -= interval
         at = min(target + PULL * (nearest - target), bound)
     else:
