@@ -307,7 +307,9 @@ def measured(side: Side, start: float, end: float) -> tuple[list[float], float, 
     seconds = Counter(int(r.start - start) for r in lists)
     mean = len(lists) / (end - start)
     busiest = max(seconds.values(), default=0)
-    return stale, len(lists) / minutes, f"{busiest} ({busiest / mean:.1f}x mean)", missing
+    when = max(seconds, key=lambda s: seconds[s], default=0)
+    return (stale, len(lists) / minutes, f"{busiest} ({busiest / mean:.1f}x mean, at {when} s)",
+            missing)
 
 
 def theory(setup: Setup, edits: list[Edit], rng: random.Random) -> tuple[list[float], list[float]]:

@@ -9,9 +9,10 @@ the fleet's busiest second stays near the mean rate.
 
 After a pass that started at ``started``, the next poll is one interval
 later, moved half of the way toward the calendar's nearest grid point
-(``PULL``). So the gap is always within a quarter of an interval of the
-interval; at steady state a calendar converges onto its grid (the distance
-halves with each poll); a pass that started late (waiting for the quota) is
+(``PULL``). So the gap is within a quarter of an interval of the interval
+(always, where ``max_interval`` is at least 1.5 intervals; see below); at
+steady state a calendar converges onto its grid (the distance halves with
+each poll); a pass that started late (waiting for the quota) is
 pulled back toward its slot instead of shifting the calendar or making it
 poll more often; and a fleet whose first passes started together is spread
 over half an interval by its second polls and over its phases after that.
