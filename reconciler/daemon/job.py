@@ -5,9 +5,9 @@ why); this module does the I/O around them: reading the row and the account,
 the pass itself (through the current service generation), storing a
 failure's next due time, parking a refused account, metrics, the heartbeat
 and the log. Its next run is set from the decision, never computed here:
-every run ends by setting it (a look that decided nothing: one interval on),
-and the job's APScheduler trigger is only a watchdog an hour long
-(:data:`reconciler.daemon.roster.WATCHDOG`).
+every look sets it, and the job's APScheduler trigger is only a watchdog an
+hour long (:data:`reconciler.daemon.roster.WATCHDOG`), which is also what
+fires a job whose row is gone (the calendar-set refresh removes it).
 
 A "sync soon" request that arrives while a pass runs is answered by the same
 job run: the pass clears the request only if the request counter did not
@@ -99,7 +99,6 @@ class CalendarJob:
         # When this process's last pass of the calendar began (not a look that skipped):
         # what a new plan's due time counts from.
         self.last_pass_started: dt.datetime | None = None
-        self.scheduled = False  # this run has set the job's next run
 
     def run(self) -> None:
         """The APScheduler entry point: passes while requests keep coming, then the next run."""
@@ -109,7 +108,6 @@ class CalendarJob:
                 return
             self.running = True
             started = utcnow()
-            self.scheduled = False  # every look below sets the next run (the trigger is a watchdog)
             try:
                 with ctx.generations.borrow() as svc:
                     for _round in range(MAX_ROUNDS):
@@ -125,8 +123,6 @@ class CalendarJob:
                 self._error(started)
             finally:
                 self.running = False
-                if not self.scheduled:  # a look that decided nothing (its row was gone)
-                    ctx.reschedule(self, utcnow() + dt.timedelta(seconds=self.last_interval))
 
     def _error(self, started: dt.datetime) -> None:
         now = utcnow()
@@ -151,7 +147,6 @@ class CalendarJob:
         self.hold_until = decision.next_run if decision.hold else None
         if decision.next_run is not None:
             self.ctx.reschedule(self, decision.next_run)
-        self.scheduled = True
 
     def look(self, svc: Service, started: dt.datetime) -> bool:
         """One decision and at most one pass; True when a request asks for one more pass."""

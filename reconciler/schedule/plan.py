@@ -44,13 +44,15 @@ def hinted_passes(fleet: Sequence[tuple[int, float, float]], watched: Collection
     fleet's as the allocation does (a watched calendar never measured gets
     the fleet's rate).
     """
-    mine = [(rate, weight) for pk, rate, weight in fleet if pk in watched]
-    if not mine:
-        return 0.0
     measured = [Estimate(rate, weight) for _pk, rate, weight in fleet if weight > 0]
-    prior, strength = pooled_rate(measured), prior_weight(measured)
+    return _hints(fleet, watched, min_interval, pooled_rate(measured), prior_weight(measured))
+
+
+def _hints(fleet: Sequence[tuple[int, float, float]], watched: Collection[int],
+           min_interval: float, prior: float, strength: float) -> float:
+    """:func:`hinted_passes` with the fleet's prior already fitted."""
     return sum(min(shrunk(Estimate(rate, weight), prior, strength), 1.0 / min_interval)
-               for rate, weight in mine)
+               for pk, rate, weight in fleet if pk in watched)
 
 
 def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
@@ -83,11 +85,13 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
         return {}
     budget = budget_per_second(len(rows), interval, requests_per_minute)
     evidence = [Estimate(rate, weight) for _pk, rate, weight in rows if weight > 0]
+    # The whole fleet's prior, watched calendars included (fitted once, used twice).
+    prior, strength = pooled_rate(evidence), prior_weight(evidence)
     held: dict[int, float | None] = {}
     if watched:
         safety = max(bounds[1], len(rows) / budget)  # the budget wins over max_interval
         held = {pk: safety for pk, _rate, _weight in rows if pk in watched}
-        spent = len(held) / safety + hinted_passes(rows, watched, bounds[0])
+        spent = len(held) / safety + _hints(rows, watched, bounds[0], prior, strength)
         rows = [row for row in rows if row[0] not in held]
         # Hints beyond the budget never push an unwatched calendar past max_interval.
         budget = max(budget - spent, len(rows) / safety)
@@ -101,11 +105,9 @@ def replan(fleet: Iterable[tuple[int, float, float]], *, interval: float,
     if left <= 0:  # everything unmeasured already spends the budget: measured ones wait
         left = len(estimates) / max(bounds[1], interval)
     left = min(left, len(estimates) / bounds[0])  # budget freed by watched ones: min_interval
-    prior = pooled_rate(evidence)  # the whole fleet's, watched calendars included
     if prior <= 0:  # no change seen anywhere: no evidence, share the budget evenly
         plan.update({pk: len(estimates) / left for pk in estimates})
         return plan
-    strength = prior_weight(evidence)
     measured = {pk: shrunk(est, prior, strength) for pk, est in estimates.items()}
     plan.update(on_ladder(intervals(measured, left, bounds[0], bounds[1]), measured, left,
                           bounds))
