@@ -119,6 +119,11 @@ class TransientGoogleError(GoogleError):
     """A failure that is expected to pass: server errors, resets, time-outs."""
 
 
+class GoogleUnreachable(TransientGoogleError):
+    """No answer from Google at all (connection refused or reset, a time-out, DNS): a
+    network or proxy problem every calendar meets, so ``run`` reports it once."""
+
+
 class RateLimited(TransientGoogleError):
     """Google asked us to slow down."""
 

@@ -8,6 +8,10 @@ account whose delegation is refused logged one line per calendar. Here:
 - **The database:** one WARNING when it goes (what failed), at most one
   reminder per ``remind_every`` seconds while it stays down (how long, how
   many calendars wait), one INFO when it answers again.
+- **The Google API, unreachable** (connection refused or reset, time-outs,
+  DNS: a network or proxy problem, not one calendar's): the same, one
+  WARNING, a reminder a minute, one INFO when a pass gets through; each
+  calendar's backoff goes on as before, its own lines at DEBUG.
 - **A refused account:** one line for the account (the first calendar that
   meets the refusal says it, with when it is tried again); the account's
   other calendars log at DEBUG; one INFO when its credentials work again.
@@ -28,6 +32,45 @@ from reconciler.errors import first_line
 REMIND_SECONDS = 60.0  # at most one "still unreachable" line a minute
 
 
+class _Outage:
+    """One unreachable dependency: when it went, when it was last recalled, who waits.
+
+    Not thread-safe on its own: :class:`Causes` calls it under its lock and
+    logs the line it returns outside the lock.
+    """
+
+    def __init__(self, name: str, waits: str) -> None:
+        self.name = name  # "database", "Google Calendar API"
+        self.waits = waits  # what the passes do meanwhile, for the first line
+        self.since: float | None = None
+        self.reminded = 0.0
+        self.waiting: set[str] = set()
+
+    def lost(self, exc: BaseException, calendar_id: str | None, now: float,
+             remind_every: float) -> str | None:
+        """The line to log for this report, or None (already said, no reminder due)."""
+        if calendar_id is not None:
+            self.waiting.add(calendar_id)
+        if self.since is None:
+            self.since = self.reminded = now
+            return f"{self.name} unreachable: {first_line(exc)}; {self.waits}"
+        if now - self.reminded >= remind_every:
+            self.reminded = now
+            return (f"{self.name} still unreachable after {now - self.since:.0f}s "
+                    f"({first_line(exc)}); {len(self.waiting)} calendar(s) wait")
+        return None
+
+    def ok(self, now: float) -> str | None:
+        """The line to log when it answers again, or None when it was not down."""
+        if self.since is None:
+            return None
+        line = (f"{self.name} reachable again after {now - self.since:.0f}s; "
+                f"{len(self.waiting)} calendar(s) resume")
+        self.since = None
+        self.waiting.clear()
+        return line
+
+
 class Causes:
     """Turns many reports of one cause into one line when it starts, reminders, one when it ends."""
 
@@ -37,48 +80,45 @@ class Causes:
         self._clock = clock
         self._remind_every = remind_every
         self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._reminded = 0.0
-        self._waiting: set[str] = set()
+        self._database = _Outage("database", "passes wait until it answers (retrying at each "
+                                             "calendar's interval)")
+        self._api = _Outage("Google Calendar API", "passes retry with backoff")
         self._refused: set[str] = set()
 
     @property
     def database_down(self) -> bool:
         """True between the first report of a lost database and the next success."""
         with self._lock:
-            return self._down_since is not None
+            return self._database.since is not None
 
     def database_lost(self, exc: BaseException, calendar_id: str | None = None) -> None:
         """A job (or control job) could not reach the database; ``calendar_id`` waits for it."""
-        with self._lock:
-            now = self._clock()
-            if calendar_id is not None:
-                self._waiting.add(calendar_id)
-            if self._down_since is None:
-                self._down_since = self._reminded = now
-                level, message = logging.WARNING, (
-                    f"database unreachable: {first_line(exc)}; passes wait until it answers "
-                    "(retrying at each calendar's interval)")
-            elif now - self._reminded >= self._remind_every:
-                self._reminded = now
-                level, message = logging.WARNING, (
-                    f"database still unreachable after {now - self._down_since:.0f}s "
-                    f"({first_line(exc)}); {len(self._waiting)} calendar(s) wait")
-            else:
-                return
-        self._log.log(level, message)
+        self._lost(self._database, exc, calendar_id)
 
     def database_ok(self) -> None:
         """The database answered; logs once when it was down."""
+        self._ok(self._database)
+
+    def api_unreachable(self, exc: BaseException, calendar_id: str) -> None:
+        """A pass could not reach Google at all (refused, reset, timed out): one cause for
+        every calendar, not a line each per attempt."""
+        self._lost(self._api, exc, calendar_id)
+
+    def api_ok(self) -> None:
+        """A pass reached Google; logs once when it had been unreachable."""
+        self._ok(self._api)
+
+    def _lost(self, outage: _Outage, exc: BaseException, calendar_id: str | None) -> None:
         with self._lock:
-            if self._down_since is None:
-                return
-            down = self._clock() - self._down_since
-            waiting = len(self._waiting)
-            self._down_since = None
-            self._waiting.clear()
-        self._log.info("database reachable again after %.0fs; %d calendar(s) resume",
-                       down, waiting)
+            line = outage.lost(exc, calendar_id, self._clock(), self._remind_every)
+        if line is not None:
+            self._log.warning(line)
+
+    def _ok(self, outage: _Outage) -> None:
+        with self._lock:
+            line = outage.ok(self._clock())
+        if line is not None:
+            self._log.info(line)
 
     def account_refused(self, account: str) -> bool:
         """A pass of ``account`` met refused credentials; True for the first since it worked

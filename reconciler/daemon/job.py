@@ -41,6 +41,8 @@ from reconciler.daemon.planning import Decision, Ended, Plan, decide
 from reconciler.errors import (
     AuthFailed,
     DatabaseUnavailable,
+    GoogleError,
+    GoogleUnreachable,
     LeaseHeld,
     ReconcilerError,
     SyncStopped,
@@ -209,6 +211,7 @@ class CalendarJob:
         ctx.metrics.record_pass(outcome)
         ctx.heartbeat.poll_succeeded(self.calendar_id, outcome.repaired)
         ctx.causes.account_ok(fresh.account)
+        ctx.causes.api_ok()
         ctx.succeeded.set()
         if fresh.sync_requested_at is not None:
             ctx.metrics.sync_requests.inc()
@@ -239,7 +242,14 @@ class CalendarJob:
                       store_exc)
         ctx.metrics.failures.labels(type(exc).__name__).inc()
         ctx.heartbeat.poll_failed(self.calendar_id, type(exc).__name__)
-        if not isinstance(exc, AuthFailed):
+        if isinstance(exc, GoogleUnreachable):  # one line for every calendar (Causes)
+            ctx.causes.api_unreachable(exc, self.calendar_id)
+            log.debug("calendar %s: Google unreachable; next attempt in %.0fs", self.calendar_id,
+                      delay.seconds)
+            message = ""
+        elif not isinstance(exc, AuthFailed):
+            if isinstance(exc, GoogleError):  # Google answered: not unreachable (any more)
+                ctx.causes.api_ok()
             message = (f"calendar {self.calendar_id}: pass failed ({type(exc).__name__}): "
                        f"{first_line(exc)}; next attempt in {delay.seconds:.0f}s ({delay.reason})")
         elif ctx.causes.account_refused(row.account):  # one line for the account

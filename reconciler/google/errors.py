@@ -34,6 +34,7 @@ from reconciler.errors import (
     BadRequest,
     CalendarNotFound,
     GoogleError,
+    GoogleUnreachable,
     QuotaExhausted,
     RateLimited,
     SyncTokenInvalid,
@@ -141,10 +142,10 @@ def translate(exc: BaseException) -> GoogleError | None:
         return AuthFailed(f"credentials rejected while refreshing the access token: {text}",
                           reason=reason)
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return TransientGoogleError(f"cannot reach the token endpoint: {exc}")
+        return GoogleUnreachable(f"cannot reach the token endpoint: {exc}")
     if isinstance(exc, TRANSPORT_ERRORS):
         detail = str(exc) or type(exc).__name__
-        return TransientGoogleError(f"connection problem: {type(exc).__name__}: {detail}")
+        return GoogleUnreachable(f"connection problem: {type(exc).__name__}: {detail}")
     return None
 
 
