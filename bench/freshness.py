@@ -38,12 +38,14 @@ oracle, which knows the true rates and polls each calendar at its allocation
     .venv/bin/python bench/freshness.py --quiet-zipf 0  # quiet calendars share evenly
     .venv/bin/python bench/freshness.py --history 0     # a cold start
     .venv/bin/python bench/freshness.py --watch   # and adaptive with watch on (~13 min)
+    .venv/bin/python bench/freshness.py --dump polls.json  # and every poll, to look at a wave
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import signal
@@ -385,6 +387,19 @@ def notified(side: Side, start: float, end: float) -> str:
     return f"{len(pushed)} notifications pushed ({refused} not answered 200)"
 
 
+def dump(path: Path, sides: list[Side], edits: list[Edit], start: float) -> None:
+    """The raw timeline behind the table: each side's polls and when each edit was made
+    and shown, in seconds from the trace's start (negative: the first passes)."""
+    out = {"start_epoch": time.time() - time.monotonic() + start,  # the trace's start, wall
+           "edits": [{"seq": e.seq, "calendar": e.calendar, "at": e.at} for e in edits],
+           "sides": {side.label: {
+               "polls": [[r.calendar_id, round(r.start - start, 3)]
+                         for r in side.emu.request_log if r.method == "events.list"],
+               "shown": {str(s): round(side.shown[s] - start, 3) for s in side.shown}}
+               for side in sides}}
+    path.write_text(json.dumps(out), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the edit trace")
@@ -395,6 +410,9 @@ def main() -> None:
                         help="the same edits for this long before the run (0: a cold start)")
     parser.add_argument("--watch", action="store_true",
                         help="a third side: adaptive with watch mode on (its own emulator)")
+    parser.add_argument("--dump", type=Path, metavar="FILE",
+                        help="write every side's events.list requests (calendar, seconds "
+                             "from the trace's start) and the edits as JSON, to look at a wave")
     args = parser.parse_args()
     setup = Setup(minutes=args.minutes, seed=args.seed, quiet_zipf=args.quiet_zipf,
                   history=args.history)
@@ -439,6 +457,8 @@ def main() -> None:
                 if side.proc is not None:
                     side.proc.wait(30)
                 side.handle.stop()
+        if args.dump is not None:
+            dump(args.dump, sides, edits, start)
         fixed_theory, oracle = theory(setup, edits, rng)
         idle = setup.calendars - len({e.calendar for e in edits})
         share = f"Zipf s={setup.quiet_zipf:g}" if setup.quiet_zipf else "even"

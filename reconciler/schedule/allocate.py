@@ -89,7 +89,13 @@ def frequencies(rates: Sequence[float], budget: float, min_interval: float,
     total = sum(freqs)
     limit = budget * (1.0 - BUDGET_SLACK)
     if total > limit:
-        freqs = [f * limit / total for f in freqs]
+        # Rounding: take the excess from what lies above the lower bound, so calendars at
+        # max_interval stay exactly there (scaled with the rest they came out at
+        # 60.00000006 s, which the spread rule read as "the budget won over
+        # max_interval" and kept 269 of 300 calendars in lockstep with their first pass).
+        above = total - n * low
+        factor = max(0.0, (above - (total - limit)) / above)
+        freqs = [low + (f - low) * factor for f in freqs]
     return freqs
 
 
@@ -99,7 +105,9 @@ def intervals(rates: Mapping[K, float], budget: float, min_interval: float,
     the square-root rule) within the bounds and the budget."""
     keys = list(rates)
     freqs = frequencies([rates[k] for k in keys], budget, min_interval, max_interval, exponent)
-    return {k: 1.0 / f for k, f in zip(keys, freqs, strict=True)}
+    low = 1.0 / max_interval
+    # At the lower bound the interval is max_interval itself (1 / (1 / 49) is 49.00000000000001).
+    return {k: max_interval if f == low else 1.0 / f for k, f in zip(keys, freqs, strict=True)}
 
 
 def rung(seconds: float) -> float:

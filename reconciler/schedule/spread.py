@@ -40,6 +40,9 @@ import math
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 PULL = 0.5  # the share of the way to its grid point a poll moves
+# Relative: an interval this close to max_interval is at it, not "the budget won over it"
+# (a plan of 60.00000006 s once kept 269 of 300 calendars in lockstep with their first pass).
+ROUNDING = 1e-6
 
 
 def phase(calendar_id: str) -> float:
@@ -70,7 +73,7 @@ def next_poll(started: dt.datetime, interval: float, phase_of: float,
     nearest = (round(target / interval - phase_of) + phase_of) * interval
     if max_interval is not None:
         bound = base + max(max_interval, interval)
-        if nearest > bound and max_interval >= interval:
+        if nearest > bound and interval <= max_interval * (1 + ROUNDING):
             # Toward the point before instead: a calendar at max_interval may only move
             # earlier, and one that never moved would stay in lockstep with its first pass.
             # Not when the budget won over max_interval (the interval is the bound): gaps
