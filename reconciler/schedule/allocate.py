@@ -21,8 +21,10 @@ p95 of the quiet calendars' edits passes the fixed interval's.
 Bounds: each frequency is clipped to ``[1/max_interval, 1/min_interval]`` and
 the constant ``c`` is found by bisection so that the clipped frequencies spend
 the budget exactly (water filling). Idle calendars (rate 0) sit at
-``max_interval``, also when the changing ones all reach ``min_interval`` and
-budget is left over. When even every calendar at ``max_interval`` would exceed
+``max_interval`` exactly, also when the changing ones all reach
+``min_interval`` and budget is left over (exactly: the spread rule tells "at
+max_interval" from "the budget won over it" by comparing, so rounding must
+not push them past it). When even every calendar at ``max_interval`` would exceed
 the budget, **the budget wins**: every calendar gets the same interval
 ``N / B``, longer than ``max_interval`` (the budget is Google's quota; going
 over it buys 403s, not freshness). When every calendar at ``min_interval``
