@@ -12,6 +12,8 @@ account whose delegation is refused logged one line per calendar. Here:
   DNS: a network or proxy problem, not one calendar's): the same, one
   WARNING, a reminder a minute, one INFO when a pass gets through; each
   calendar's backoff goes on as before, its own lines at DEBUG.
+- **The calendar-set refresh** of a discovering account meets the same outage
+  (``calendarList``): it joins the API's line instead of adding its own.
 - **A refused account:** one line for the account (the first calendar that
   meets the refusal says it, with when it is tried again); the account's
   other calendars log at DEBUG; one INFO when its credentials work again.
@@ -25,9 +27,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from reconciler.errors import first_line
+from reconciler.errors import GoogleUnreachable, first_line
+from reconciler.report import Failure
 
 REMIND_SECONDS = 60.0  # at most one "still unreachable" line a minute
 
@@ -46,7 +49,7 @@ class _Outage:
         self.reminded = 0.0
         self.waiting: set[str] = set()
 
-    def lost(self, exc: BaseException, calendar_id: str | None, now: float,
+    def lost(self, exc: object, calendar_id: str | None, now: float,
              remind_every: float) -> str | None:
         """The line to log for this report, or None (already said, no reminder due)."""
         if calendar_id is not None:
@@ -99,16 +102,17 @@ class Causes:
         """The database answered; logs once when it was down."""
         self._ok(self._database)
 
-    def api_unreachable(self, exc: BaseException, calendar_id: str) -> None:
-        """A pass could not reach Google at all (refused, reset, timed out): one cause for
-        every calendar, not a line each per attempt."""
+    def api_unreachable(self, exc: object, calendar_id: str | None = None) -> None:
+        """A pass (or the calendar-set refresh: no ``calendar_id``) could not reach Google at
+        all (refused, reset, timed out): one cause for every calendar, not a line each per
+        attempt."""
         self._lost(self._api, exc, calendar_id)
 
     def api_ok(self) -> None:
         """A pass reached Google; logs once when it had been unreachable."""
         self._ok(self._api)
 
-    def _lost(self, outage: _Outage, exc: BaseException, calendar_id: str | None) -> None:
+    def _lost(self, outage: _Outage, exc: object, calendar_id: str | None) -> None:
         with self._lock:
             line = outage.lost(exc, calendar_id, self._clock(), self._remind_every)
         if line is not None:
@@ -119,6 +123,24 @@ class Causes:
             line = outage.ok(self._clock())
         if line is not None:
             self._log.info(line)
+
+    def refresh_failed(self, failures: Iterable[Failure], *, resolved: bool) -> list[str]:
+        """The calendar-set refresh's failure lines that are left for the resolution to say.
+
+        A refused account is said by the resolution (its calendars' jobs then say
+        no more). Google unreachable, once the set has been resolved, is the
+        fleet's one outage line (the passes report it too), not a second line
+        per account at every refresh; before that the resolution says it.
+        """
+        left = []
+        for failure in failures:
+            if failure.kind == "AuthFailed" and failure.account:
+                self.account_refused(failure.account)
+            if resolved and failure.kind == GoogleUnreachable.__name__:
+                self.api_unreachable(failure.message)
+                continue
+            left.append(f"{failure.subject}: {failure.message}")
+        return sorted(set(left))
 
     def account_refused(self, account: str) -> bool:
         """A pass of ``account`` met refused credentials; True for the first since it worked

@@ -260,10 +260,7 @@ class Daemon:
         self.roster.apply(calendarset.diff(self.roster.known(),
                                            calendarset.entries(rows, self.config)),
                           self.config.sync.jitter)
-        for failure in failures:  # said by the resolution: the account's jobs say no more
-            if failure.kind == "AuthFailed" and failure.account:
-                self.causes.account_refused(failure.account)
-        messages = sorted({f"{f.subject}: {f.message}" for f in failures})
+        messages = self.causes.refresh_failed(failures, resolved=self.resolution.resolved)
         retry = self.resolution.note(messages, self.config.sync.interval, len(self.roster))
         if retry is not None:
             when = utcnow() + dt.timedelta(seconds=retry)
