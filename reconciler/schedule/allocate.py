@@ -95,8 +95,8 @@ def frequencies(rates: Sequence[float], budget: float, min_interval: float,
         # max_interval stay exactly there (scaled with the rest they came out at
         # 60.00000006 s, which the spread rule read as "the budget won over
         # max_interval" and kept 269 of 300 calendars in lockstep with their first pass).
-        above = total - n * low
-        factor = max(0.0, (above - (total - limit)) / above)
+        above = total - n * low  # 0 when every calendar is at the bound: nothing to take
+        factor = max(0.0, 1.0 - (total - limit) / above) if above > 0 else 0.0
         freqs = [low + (f - low) * factor for f in freqs]
     return freqs
 
