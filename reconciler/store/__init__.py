@@ -73,7 +73,11 @@ def close_thread_connection() -> None:
     case code outside a store call opened one, or to drop a broken connection.
     """
     db = database_proxy.obj
-    if db is not None:
+    # Only when this thread holds one (a thread-local look, no lock): Peewee's close and
+    # connect share one process-wide lock, which a connect to a frozen server holds for
+    # up to its read time-out, so an unconditional close made every /healthz answer wait
+    # behind it (seen as no answer at all for 60 s instead of a 503).
+    if db is not None and not db.is_closed():
         try:
             db.close()
         except Exception:  # in a transaction or already broken: nothing more to do
