@@ -73,6 +73,7 @@ class Replanner:
         config = self._config()
         if self.stop_event.is_set() or not adaptive(config):
             return
+        step = "replan"
         try:
             rows = schedule_rows.fleet_estimates()
             watched = channels.live_calendars(utcnow()) if config.watch.enabled else set()
@@ -81,14 +82,15 @@ class Replanner:
                                         requests_per_minute=config.quota.requests_per_minute,
                                         bounds=config.sync.interval_bounds, watched=watched)
             schedule_rows.write_planned_intervals(schedule_rows.moved(rows, plan))
+            step = "move due times"
+            self._move(plan, config)
         except DatabaseUnavailable as exc:
             self.causes.database_lost(exc)
             return
         except ReconcilerError as exc:
-            self._failed(f"could not replan: {first_line(exc)}")
+            self._failed(f"could not {step}: {first_line(exc)}")
             return
-        if self._move(plan, config):
-            self._recovered()
+        self._recovered()
 
     def _failed(self, trouble: str) -> None:
         """Log a failure once, not at every replan while it lasts."""
@@ -102,9 +104,9 @@ class Replanner:
             log.info("adaptive schedule: replanning works again")
             self._trouble = None
 
-    def _move(self, plan: dict[int, float | None], config: Config) -> bool:
-        """Move the next poll of every calendar whose interval changed to its new due time;
-        False when the rows could not be moved (logged)."""
+    def _move(self, plan: dict[int, float | None], config: Config) -> None:
+        """Move the next poll of every calendar whose interval changed to its new due time
+        (in the scheduler, then in the rows; a store error is the caller's to log)."""
         now = utcnow()
         moved: dict[int, dt.datetime] = {}
         for job in self.roster.jobs():
@@ -125,15 +127,7 @@ class Replanner:
         if moved:
             # The row's due time is what a job checks when it fires (and what another
             # process's job of the calendar sees): it moves with the job.
-            try:
-                schedule_rows.write_next_due(moved)
-            except DatabaseUnavailable as exc:
-                self.causes.database_lost(exc)
-                return False
-            except ReconcilerError as exc:
-                self._failed(f"could not move due times: {first_line(exc)}")
-                return False
-        return True
+            schedule_rows.write_next_due(moved)
 
 
 __all__ = ["Replanner", "replan_period"]
